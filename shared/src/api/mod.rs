@@ -1,0 +1,16 @@
+//! The HTTP API behind API Gateway (HTTP API, payload format 2.0).
+
+mod analyses;
+mod analysis_view;
+mod body;
+mod connect_session;
+mod cors;
+mod identity;
+mod response;
+mod routing;
+
+pub use analyses::AnalysesApi;
+pub use body::MAX_BODY_BYTES;
+pub use connect_session::ConnectSessionApi;
+pub use identity::DEV_USER_HEADER;
+pub use response::{json_response, ApiError};

@@ -1,0 +1,117 @@
+//! JSON responses of the HTTP API, errors included.
+
+use lambda_http::http::{header, HeaderValue, StatusCode};
+use lambda_http::{Body, Response};
+use serde::Serialize;
+use serde_json::json;
+
+/// An error answer of the HTTP API: `{"error": {"code", "message", "field"?}}`.
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    #[error("missing or invalid caller identity")]
+    Unauthorized,
+    #[error("Content-Type must be application/json")]
+    UnsupportedMediaType,
+    #[error("request body is larger than {max_bytes} bytes")]
+    PayloadTooLarge { max_bytes: usize },
+    #[error("invalid request: {message}")]
+    InvalidRequest {
+        field: Option<String>,
+        message: String,
+    },
+    #[error("{resource} not found")]
+    NotFound { resource: &'static str },
+    #[error("method not allowed")]
+    MethodNotAllowed { allow: &'static str },
+    #[error("upstream {upstream} failed")]
+    BadGateway { upstream: &'static str },
+    #[error("{code}: {message}")]
+    ServiceUnavailable { code: &'static str, message: String },
+}
+
+impl ApiError {
+    pub fn invalid_field(field: &str, message: impl Into<String>) -> Self {
+        Self::InvalidRequest {
+            field: Some(field.to_owned()),
+            message: message.into(),
+        }
+    }
+
+    pub fn status(&self) -> StatusCode {
+        match self {
+            Self::Unauthorized => StatusCode::UNAUTHORIZED,
+            Self::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            Self::PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
+            Self::InvalidRequest { .. } => StatusCode::BAD_REQUEST,
+            Self::NotFound { .. } => StatusCode::NOT_FOUND,
+            Self::MethodNotAllowed { .. } => StatusCode::METHOD_NOT_ALLOWED,
+            Self::BadGateway { .. } => StatusCode::BAD_GATEWAY,
+            Self::ServiceUnavailable { .. } => StatusCode::SERVICE_UNAVAILABLE,
+        }
+    }
+
+    pub fn code(&self) -> &'static str {
+        match self {
+            Self::Unauthorized => "unauthorized",
+            Self::UnsupportedMediaType => "unsupported_media_type",
+            Self::PayloadTooLarge { .. } => "payload_too_large",
+            Self::InvalidRequest { .. } => "invalid_request",
+            Self::NotFound { .. } => "not_found",
+            Self::MethodNotAllowed { .. } => "method_not_allowed",
+            Self::BadGateway { .. } => "upstream_failed",
+            Self::ServiceUnavailable { code, .. } => code,
+        }
+    }
+
+    fn message(&self) -> String {
+        match self {
+            Self::Unauthorized => {
+                String::from("Sign in first: this endpoint needs the caller's identity.")
+            }
+            Self::UnsupportedMediaType => {
+                String::from("Send the body as JSON with Content-Type: application/json.")
+            }
+            Self::PayloadTooLarge { max_bytes } => {
+                format!("The request body must be at most {max_bytes} bytes.")
+            }
+            Self::InvalidRequest { message, .. } => message.clone(),
+            Self::NotFound { resource } => format!("No {resource} here: check the path and id."),
+            Self::MethodNotAllowed { allow } => format!("Use {allow} on this path."),
+            Self::BadGateway { upstream } => {
+                format!("{upstream} did not accept the request; try again later.")
+            }
+            Self::ServiceUnavailable { message, .. } => message.clone(),
+        }
+    }
+
+    pub fn into_response(self) -> Response<Body> {
+        let mut error = json!({ "code": self.code(), "message": self.message() });
+        if let Self::InvalidRequest {
+            field: Some(field), ..
+        } = &self
+        {
+            error["field"] = json!(field);
+        }
+        let mut response = json_response(self.status(), &json!({ "error": error }));
+        if let Self::MethodNotAllowed { allow } = self {
+            response
+                .headers_mut()
+                .insert(header::ALLOW, HeaderValue::from_static(allow));
+        }
+        response
+    }
+}
+
+/// A response with a JSON body.
+pub fn json_response(status: StatusCode, body: &impl Serialize) -> Response<Body> {
+    // Serialising our own response types cannot fail; a bare error object stands in if it ever does.
+    let text = serde_json::to_string(body)
+        .unwrap_or_else(|_| String::from(r#"{"error":{"code":"internal"}}"#));
+    let mut response = Response::new(Body::Text(text));
+    *response.status_mut() = status;
+    response.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
+    response
+}
