@@ -9,9 +9,10 @@ use std::time::Duration;
 use aws_config::timeout::TimeoutConfig;
 use aws_config::BehaviorVersion;
 
-/// Per-attempt and per-operation limits for AWS calls, retries included.
-const ATTEMPT_TIMEOUT: Duration = Duration::from_secs(3);
-const OPERATION_TIMEOUT: Duration = Duration::from_secs(10);
+/// Per-attempt and per-operation limits for AWS calls, retries included. Two
+/// calls at the operation limit still fit the API functions' 29 s timeout.
+const ATTEMPT_TIMEOUT: Duration = Duration::from_secs(2);
+const OPERATION_TIMEOUT: Duration = Duration::from_secs(6);
 
 /// Loads the SDK configuration with bounded attempt and operation times.
 pub async fn load_sdk_config() -> aws_config::SdkConfig {

@@ -217,6 +217,14 @@ pub struct WorkerConfig {
 
 impl WorkerConfig {
     pub fn from_env(env: &Environment) -> Result<Self, ConfigError> {
+        let attempts = env.parsed_or("MAX_ATTEMPTS", 5, "a whole number from 1 to 1000")?;
+        if !(1..=1000).contains(&attempts) {
+            return Err(ConfigError::Invalid {
+                name: "MAX_ATTEMPTS",
+                value: attempts.to_string(),
+                expected: "a whole number from 1 to 1000",
+            });
+        }
         Ok(Self {
             prompt_limits: PromptLimits {
                 max_body_chars: env.parsed_or(
@@ -230,7 +238,7 @@ impl WorkerConfig {
                     "a whole number of characters",
                 )?,
             },
-            max_attempts: env.parsed_or("MAX_ATTEMPTS", 5, "a whole number of attempts")?,
+            max_attempts: attempts,
         })
     }
 }

@@ -4,7 +4,7 @@ use lambda_http::http::{header, HeaderValue, StatusCode};
 use lambda_http::{Body, Request, Response};
 
 /// Request headers a browser may send.
-const ALLOWED_HEADERS: &str = "authorization, content-type, idempotency-key, x-user-id";
+const ALLOWED_HEADERS: &str = "authorization, content-type, x-user-id";
 /// How long a browser may cache a preflight answer, in seconds.
 const PREFLIGHT_MAX_AGE: &str = "600";
 

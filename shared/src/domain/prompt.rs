@@ -57,15 +57,18 @@ impl DigestPrompt {
         limits: PromptLimits,
     ) -> Self {
         let mut data_block = String::new();
+        let mut data_chars = 0;
         let mut included = 0;
 
         for pull_request in pull_requests {
             let line = data_line(pull_request, limits.max_body_chars);
-            if data_block.len() + line.len() > limits.max_data_chars && included > 0 {
+            let line_chars = line.chars().count() + 1;
+            if data_chars + line_chars > limits.max_data_chars && included > 0 {
                 break;
             }
             data_block.push_str(&line);
             data_block.push('\n');
+            data_chars += line_chars;
             included += 1;
         }
 

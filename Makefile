@@ -1,0 +1,50 @@
+# pr-digest: every entry point a developer or CI needs. `make help` lists them.
+
+SHELL := /bin/bash
+VENV := .venv
+VENV_STAMP := $(VENV)/.installed
+# Lambda architecture for `make build`: arm64 (what the SAM template deploys) or x86-64.
+LAMBDA_ARCH ?= arm64
+FUNCTIONS := connect-session analyze-api worker
+
+.PHONY: help venv demo dev test lint build bench clean
+
+help:
+	@echo "make demo   run the whole pipeline offline on the local stack (moto, cargo lambda watch, stand-ins)"
+	@echo "make test   run every test, moto server included, and cfn-lint on the SAM template"
+	@echo "make dev    run the local stack against the real Nango, GitHub and Anthropic (keys from .env)"
+	@echo "make lint   cargo fmt --check and clippy with warnings as errors"
+	@echo "make build  cargo lambda build --release for every function (LAMBDA_ARCH=arm64|x86-64)"
+	@echo "make bench  run the benchmarks"
+
+$(VENV_STAMP): infra/requirements.txt
+	python3 -m venv $(VENV)
+	$(VENV)/bin/pip install --quiet --upgrade pip
+	$(VENV)/bin/pip install --quiet -r infra/requirements.txt
+	touch $@
+
+venv: $(VENV_STAMP)
+
+demo: $(VENV_STAMP)
+	bash infra/local/stack.sh demo
+
+dev: $(VENV_STAMP)
+	bash infra/local/stack.sh dev
+
+test: $(VENV_STAMP)
+	$(VENV)/bin/cfn-lint infra/template.yaml
+	infra/local/with-moto.sh cargo test --workspace --all-targets
+
+lint:
+	cargo fmt --all -- --check
+	cargo clippy --workspace --all-targets -- -D warnings
+
+build: $(VENV_STAMP)
+	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" cargo lambda build --release --$(LAMBDA_ARCH) $(addprefix --bin ,$(FUNCTIONS))
+
+bench:
+	cargo bench -p pr-digest
+
+clean:
+	cargo clean
+	rm -rf $(VENV) .local

@@ -1,0 +1,12 @@
+//! Integration tests: upstream clients against wiremock, the store and queue
+//! against moto server, handlers fed from `events/`, and the whole pipeline.
+
+mod anthropic;
+mod api;
+mod end_to_end;
+mod github;
+mod helpers;
+mod nango;
+mod queue;
+mod store;
+mod worker;
