@@ -25,7 +25,7 @@ pub enum ConfigError {
     },
 }
 
-/// Where configuration values come from: the process environment, or a map in tests.
+/// The source of configuration values: the process environment, or a map in tests.
 #[derive(Debug, Clone, Default)]
 pub struct Environment {
     overrides: Option<HashMap<String, String>>,
@@ -209,9 +209,9 @@ impl AnthropicConfig {
 #[derive(Debug, Clone, Copy)]
 pub struct WorkerConfig {
     pub prompt_limits: PromptLimits,
-    /// Deliveries of one message before its analysis is marked failed; match
-    /// the queue's `maxReceiveCount`, so no analysis stays `retrying` once its
-    /// message has gone to the dead-letter queue.
+    /// Deliveries of one message before its analysis is marked failed. Set it
+    /// to the queue's `maxReceiveCount`, so no analysis stays `retrying` after
+    /// its message has gone to the dead-letter queue.
     pub max_attempts: u32,
 }
 
@@ -243,7 +243,7 @@ impl WorkerConfig {
     }
 }
 
-/// How the HTTP API learns who the caller is.
+/// The source of the caller's identity in the HTTP API.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum AuthMode {
     /// The `sub` claim that API Gateway's JWT authorizer verified.
@@ -286,6 +286,14 @@ impl ApiConfig {
             auth_mode,
             allowed_origins,
         })
+    }
+    /// Logs a start-up warning when callers are identified by an unverified header.
+    pub fn warn_if_dev_mode(&self) {
+        if self.auth_mode == AuthMode::Dev {
+            tracing::warn!(
+                "AUTH_MODE=dev: callers are identified by the unverified x-user-id header; never deploy this setting"
+            );
+        }
     }
 }
 

@@ -1,5 +1,6 @@
-//! Logging set-up: JSON lines inside Lambda (CloudWatch), readable text elsewhere;
-//! `LOG_FORMAT=json|text` overrides the choice.
+//! Logging set-up: JSON lines inside Lambda (CloudWatch), readable text elsewhere,
+//! always on stderr so a command's stdout stays its output. `LOG_FORMAT=json|text`
+//! overrides the choice of format.
 
 use tracing_subscriber::EnvFilter;
 
@@ -14,7 +15,8 @@ pub fn init() {
 
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_target(false);
+        .with_target(false)
+        .with_writer(std::io::stderr);
     if json {
         // CloudWatch adds its own timestamp to every line.
         let _ = builder.json().flatten_event(true).without_time().try_init();

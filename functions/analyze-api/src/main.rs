@@ -4,7 +4,7 @@ use std::sync::Arc;
 
 use lambda_http::{run, service_fn, Error, Request};
 use pr_digest::api::AnalysesApi;
-use pr_digest::config::{ApiConfig, AuthMode, Environment, StorageConfig};
+use pr_digest::config::{ApiConfig, Environment, StorageConfig};
 use pr_digest::queue::SqsAnalysisQueue;
 use pr_digest::store::DynamoDbAnalysisStore;
 use pr_digest::{aws, telemetry};
@@ -19,9 +19,7 @@ async fn main() -> Result<(), Error> {
     if storage.queue_url.is_empty() {
         return Err("missing environment variable ANALYSIS_QUEUE_URL".into());
     }
-    if api_config.auth_mode == AuthMode::Dev {
-        tracing::warn!("AUTH_MODE=dev: callers are identified by the unverified x-user-id header; never deploy this");
-    }
+    api_config.warn_if_dev_mode();
 
     let sdk_config = aws::load_sdk_config().await;
     let store = DynamoDbAnalysisStore::new(

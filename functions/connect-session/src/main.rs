@@ -2,7 +2,7 @@
 
 use lambda_http::{run, service_fn, Error, Request};
 use pr_digest::api::ConnectSessionApi;
-use pr_digest::config::{ApiConfig, AuthMode, Environment, NangoConfig};
+use pr_digest::config::{ApiConfig, Environment, NangoConfig};
 use pr_digest::secrets::resolve_secret;
 use pr_digest::upstream::nango::NangoClient;
 use pr_digest::{aws, telemetry};
@@ -13,9 +13,7 @@ async fn main() -> Result<(), Error> {
 
     let env = Environment::process();
     let api_config = ApiConfig::from_env(&env)?;
-    if api_config.auth_mode == AuthMode::Dev {
-        tracing::warn!("AUTH_MODE=dev: callers are identified by the unverified x-user-id header; never deploy this");
-    }
+    api_config.warn_if_dev_mode();
 
     let sdk_config = aws::load_sdk_config().await;
     let nango_key = resolve_secret(

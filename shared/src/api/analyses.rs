@@ -48,7 +48,7 @@ impl AnalysesApi {
         }
     }
 
-    /// Answers one API Gateway request.
+    /// Handles one API Gateway request.
     pub async fn handle(&self, request: Request) -> Response<Body> {
         let span = request_span(&request);
         let route = route(request.method(), request.uri().path());
@@ -153,7 +153,7 @@ impl AnalysesApi {
             }
         })?;
 
-        // Another user's analysis gets the same answer as a missing one.
+        // Another user's analysis gets the same response as a missing one.
         match analysis {
             Some(analysis) if analysis.owner == caller => Ok(super::json_response(
                 StatusCode::OK,

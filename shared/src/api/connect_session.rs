@@ -25,7 +25,7 @@ impl ConnectSessionApi {
         Self { nango, config }
     }
 
-    /// Answers one API Gateway request.
+    /// Handles one API Gateway request.
     pub async fn handle(&self, request: Request) -> Response<Body> {
         let route = match segments(request.uri().path()).as_slice() {
             ["api", "nango-session"] if request.method() == Method::POST => Route::Handle(()),
@@ -61,7 +61,7 @@ impl ConnectSessionApi {
     }
 }
 
-/// Logs Nango's status and error code; its body and our key stay out of the answer.
+/// Logs Nango's status and error code. Nango's body and our key never reach the caller.
 fn log_nango_error(error: &NangoError) {
     tracing::error!(
         nango_status = error.status().map(|s| s.as_u16()),

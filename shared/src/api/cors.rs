@@ -5,10 +5,10 @@ use lambda_http::{Body, Request, Response};
 
 /// Request headers a browser may send.
 const ALLOWED_HEADERS: &str = "authorization, content-type, x-user-id";
-/// How long a browser may cache a preflight answer, in seconds.
+/// Seconds a browser may cache a preflight response.
 const PREFLIGHT_MAX_AGE: &str = "600";
 
-/// Answers an `OPTIONS` preflight: 204, with CORS headers only for an allowed origin.
+/// Responds to an `OPTIONS` preflight with 204, adding CORS headers only for an allowed origin.
 pub fn preflight(
     request: &Request,
     allowed_origins: &[String],

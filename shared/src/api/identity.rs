@@ -1,4 +1,4 @@
-//! Who is calling: the verified JWT subject, or a header in local dev mode.
+//! The caller's identity: the verified JWT subject, or a header in local dev mode.
 
 use lambda_http::request::RequestContext;
 use lambda_http::{Request, RequestExt};
@@ -13,7 +13,7 @@ pub const DEV_USER_HEADER: &str = "x-user-id";
 /// Returns the caller's user id, or 401 when the request carries none.
 ///
 /// In JWT mode the id is the `sub` claim that API Gateway's JWT authorizer
-/// put in the request context after verifying the token; the function never
+/// put in the request context after verifying the token. This mode never
 /// reads a user id from the body or from headers.
 pub fn caller(request: &Request, mode: AuthMode) -> Result<UserId, ApiError> {
     let subject = match mode {

@@ -5,7 +5,7 @@ use lambda_http::{Body, Response};
 use serde::Serialize;
 use serde_json::json;
 
-/// An error answer of the HTTP API: `{"error": {"code", "message", "field"?}}`.
+/// An error response of the HTTP API: `{"error": {"code", "message", "field"?}}`.
 #[derive(Debug, thiserror::Error)]
 pub enum ApiError {
     #[error("missing or invalid caller identity")]
@@ -102,9 +102,9 @@ impl ApiError {
     }
 }
 
-/// A response with a JSON body.
+/// Builds a response with a JSON body.
 pub fn json_response(status: StatusCode, body: &impl Serialize) -> Response<Body> {
-    // Serialising our own response types cannot fail; a bare error object stands in if it ever does.
+    // Serialising our own response types cannot fail, so the bare error object is never used.
     let text = serde_json::to_string(body)
         .unwrap_or_else(|_| String::from(r#"{"error":{"code":"internal"}}"#));
     let mut response = Response::new(Body::Text(text));

@@ -6,7 +6,7 @@ use lambda_http::{Body, Request, RequestExt, Response};
 
 use super::{cors, ApiError};
 
-/// What a function's router decided for a request.
+/// A router's decision for a request.
 pub enum Route<T> {
     /// A known path and method, handled by the function.
     Handle(T),
@@ -25,8 +25,8 @@ pub fn segments(path: &str) -> Vec<&str> {
         .collect()
 }
 
-/// Answers preflights and routing errors, runs `handle` for a known route,
-/// and adds CORS headers to whatever is answered.
+/// Responds to preflights and routing errors, runs `handle` for a known route,
+/// and adds CORS headers to every response.
 pub async fn dispatch<T, F, Fut>(
     request: &Request,
     allowed_origins: &[String],
@@ -54,7 +54,7 @@ where
     response
 }
 
-/// A span that tags every log line of a request with the Lambda and API Gateway request ids.
+/// Creates a span that tags every log line of a request with the Lambda and API Gateway request ids.
 pub fn request_span(request: &Request) -> tracing::Span {
     let lambda_request_id = request
         .lambda_context_ref()

@@ -32,7 +32,7 @@ impl fmt::Display for AnalysisId {
     }
 }
 
-/// Where an analysis is in its life.
+/// The stage an analysis has reached.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum AnalysisStatus {
@@ -75,7 +75,7 @@ impl FromStr for AnalysisStatus {
     }
 }
 
-/// Why an analysis failed, or why its last attempt did not finish.
+/// The reason an analysis failed, or its last attempt did not finish.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum FailureCode {
@@ -87,17 +87,17 @@ pub enum FailureCode {
     IntegrationUnknown,
     /// The user's GitHub grant was revoked or cannot be refreshed.
     ReconnectRequired,
-    /// The connection holds credentials that carry no GitHub token.
+    /// The connection's credentials contain no GitHub token.
     UnsupportedCredentials,
-    /// GitHub answered 404: the repository is missing or not visible to the token.
+    /// GitHub returned 404: the repository is missing or not visible to the token.
     RepoNotFound,
     /// GitHub refused access to the repository for this token.
     RepoAccessDenied,
     /// GitHub's rate limit was exhausted.
     GithubRateLimited,
-    /// GitHub failed or answered something unusable.
+    /// GitHub failed or returned an unusable response.
     GithubUnavailable,
-    /// Nango failed or answered something unusable.
+    /// Nango failed or returned an unusable response.
     NangoUnavailable,
     /// The Messages API was overloaded, rate limited or failing.
     ModelUnavailable,

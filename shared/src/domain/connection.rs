@@ -10,7 +10,7 @@ const MAX_CONNECTION_ID_LEN: usize = 255;
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ConnectionId(String);
 
-/// Why a string is not a Nango connection id.
+/// The reason a string is not a Nango connection id.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum ConnectionIdError {
     #[error("must not be empty")]

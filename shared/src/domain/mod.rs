@@ -11,7 +11,7 @@ pub use analysis::{
     Analysis, AnalysisError, AnalysisId, AnalysisResult, AnalysisStatus, FailureCode, TokenUsage,
 };
 pub use connection::{ConnectionId, ConnectionIdError};
-pub use prompt::{truncate_chars, DigestPrompt, PromptLimits};
+pub use prompt::{truncate_chars, DigestPrompt, PromptLimits, DATA_BLOCK_TAG};
 pub use pull_request::{Label, PullRequest, PullRequestAuthor};
 pub use repository::{RepositoryName, RepositoryNameError};
 pub use user::{UserId, UserIdError};

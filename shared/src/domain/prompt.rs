@@ -1,4 +1,4 @@
-//! The prompt that asks the model for a digest of a repository's open pull requests.
+//! The prompt that requests a digest of a repository's open pull requests.
 //!
 //! Pull request text is written by anyone who can open a pull request, so it
 //! is untrusted. Each pull request goes into the data block as one line of
@@ -110,8 +110,8 @@ fn data_line(pull_request: &PullRequest, max_body_chars: usize) -> String {
         body: truncate_chars(body, max_body_chars),
     };
 
-    // Serialising these plain strings and numbers cannot fail; an empty
-    // object stands in should that ever change.
+    // Serialising plain strings and numbers cannot fail, so the empty-object
+    // fallback is never used.
     let json = serde_json::to_string(&line).unwrap_or_else(|_| String::from("{}"));
     json.replace('<', "\\u003c")
 }

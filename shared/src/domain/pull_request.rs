@@ -37,7 +37,7 @@ pub struct Label {
 }
 
 impl PullRequest {
-    /// The author's login, or `ghost` (GitHub's name for a deleted account) when absent.
+    /// Returns the author's login, or `ghost` (GitHub's name for a deleted account) when absent.
     pub fn author(&self) -> &str {
         self.user
             .as_ref()

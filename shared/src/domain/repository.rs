@@ -18,7 +18,7 @@ pub struct RepositoryName {
     name: String,
 }
 
-/// Why a string is not a GitHub `owner/name`.
+/// The reason a string is not a GitHub `owner/name`.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum RepositoryNameError {
     #[error("expected \"owner/name\" with exactly one '/', for example \"octo-org/hello-world\"")]

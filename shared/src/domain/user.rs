@@ -2,14 +2,14 @@
 
 use std::fmt;
 
-/// Maximum length of a user id; Nango tag values are limited to 255 characters.
+/// Maximum length of a user id, because Nango tag values are limited to 255 characters.
 const MAX_USER_ID_LEN: usize = 255;
 
 /// The identity provider's subject (`sub`) of the signed-in user.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct UserId(String);
 
-/// Why a subject cannot be used as a user id.
+/// The reason a subject cannot be used as a user id.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum UserIdError {
     #[error("the user id is empty")]

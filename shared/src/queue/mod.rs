@@ -16,7 +16,7 @@ pub struct AnalysisMessage {
     pub analysis_id: String,
 }
 
-/// Why a queue message body is unusable.
+/// The reason a queue message body is unusable.
 #[derive(Debug, thiserror::Error)]
 pub enum MessageError {
     #[error("message body is not {{\"analysisId\": \"…\"}}: {0}")]

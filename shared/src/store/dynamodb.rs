@@ -31,7 +31,7 @@ impl DynamoDbAnalysisStore {
         }
     }
 
-    /// An update of an unfinished analysis, with the names and values of [`UNFINISHED`] bound.
+    /// Starts an update of an unfinished analysis, binding the names and values of [`UNFINISHED`].
     fn unfinished_update(&self, id: &AnalysisId) -> UpdateItemFluentBuilder {
         self.client
             .update_item()

@@ -1,4 +1,4 @@
-//! Where analyses are kept: the [`AnalysisStore`] port and its DynamoDB adapter.
+//! Analysis storage: the [`AnalysisStore`] port and its DynamoDB adapter.
 
 mod dynamodb;
 mod item;

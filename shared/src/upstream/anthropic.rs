@@ -17,7 +17,7 @@ pub struct MessageRequest {
     pub user_message: String,
 }
 
-/// The model's answer.
+/// The model's response.
 #[derive(Debug, Clone)]
 pub struct MessageResponse {
     pub model: String,
@@ -50,9 +50,9 @@ pub enum AnthropicError {
 }
 
 impl AnthropicError {
-    /// Whether the call may succeed if repeated later, following the official
-    /// SDKs: obey `x-should-retry`; otherwise retry 408, 409, 429 and 5xx
-    /// (529 included) and connection failures.
+    /// Tells whether the call may succeed if repeated later. Like the official
+    /// SDKs, it obeys `x-should-retry` when sent, and otherwise retries 408, 409,
+    /// 429, 5xx (529 included) and connection failures.
     pub fn is_transient(&self) -> bool {
         match self {
             Self::Transport(_) | Self::InvalidResponse(_) => true,
@@ -175,7 +175,7 @@ impl AnthropicClient {
 
         let status = response.status();
         let request_id = header_str(response.headers(), "request-id").map(str::to_owned);
-        tracing::info!(%status, anthropic_request_id = request_id.as_deref().unwrap_or("-"), "Messages API answered");
+        tracing::info!(%status, anthropic_request_id = request_id.as_deref().unwrap_or("-"), "Messages API responded");
 
         if !status.is_success() {
             return Err(rejection(response, request_id).await);

@@ -25,7 +25,7 @@ pub struct PullRequestList {
 pub enum RateLimit {
     /// The primary limit: wait until this time, in Unix seconds.
     Primary { reset_at: Option<u64> },
-    /// A secondary limit: wait this many seconds, when GitHub says.
+    /// A secondary limit: wait this many seconds, when GitHub sends `retry-after`.
     Secondary { retry_after_seconds: Option<u64> },
 }
 
@@ -79,8 +79,8 @@ impl GithubClient {
     }
 
     /// Lists open pull requests, following `rel="next"` links verbatim until
-    /// the last page or the configured maximum. Redirects (a renamed
-    /// repository answers 301) are followed by the HTTP client.
+    /// the last page or the configured maximum. The HTTP client follows
+    /// redirects, such as the 301 of a renamed repository.
     pub async fn list_open_pull_requests(
         &self,
         repository: &RepositoryName,
@@ -138,7 +138,7 @@ impl GithubClient {
         let request_id = header_str(response.headers(), "x-github-request-id")
             .unwrap_or("-")
             .to_owned();
-        tracing::debug!(%status, github_request_id = %request_id, "GitHub answered a pull request page");
+        tracing::debug!(%status, github_request_id = %request_id, "GitHub returned a pull request page");
 
         if !status.is_success() {
             let error = rejection(response).await;

@@ -12,7 +12,7 @@ use crate::config::HttpTimeouts;
 /// The `User-Agent` sent upstream; GitHub rejects requests without one.
 pub const USER_AGENT: &str = concat!("pr-digest/", env!("CARGO_PKG_VERSION"));
 
-/// How a request to an upstream failed before any HTTP status came back.
+/// A failed request to an upstream that got no HTTP status back.
 #[derive(Debug, thiserror::Error)]
 pub enum TransportError {
     #[error("timed out after the configured timeout")]

@@ -162,8 +162,8 @@ impl NangoClient {
         })
     }
 
-    /// Reads a connection of the configured integration; Nango refreshes an
-    /// access token that is about to expire before it answers.
+    /// Reads a connection of the configured integration. Nango refreshes an
+    /// access token that is about to expire before it responds.
     pub async fn get_connection(
         &self,
         connection_id: &ConnectionId,
@@ -252,7 +252,7 @@ async fn rejection(response: reqwest::Response) -> NangoError {
 }
 
 impl NangoError {
-    /// The HTTP status Nango answered with, if it answered.
+    /// Returns the HTTP status of Nango's response, if there was one.
     pub fn status(&self) -> Option<StatusCode> {
         match self {
             Self::Rejected { status, .. } | Self::InvalidResponse { status, .. } => Some(*status),

@@ -6,7 +6,7 @@ use crate::upstream::github::GithubError;
 use crate::upstream::nango::NangoError;
 use crate::upstream::TransportError;
 
-/// Why one attempt at an analysis did not produce a summary.
+/// The reason one attempt at an analysis produced no summary.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct AttemptFailure {
     pub error: AnalysisError,

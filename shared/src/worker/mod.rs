@@ -27,7 +27,7 @@ pub use pipeline::NO_OPEN_PULL_REQUESTS;
 /// The SQS attribute that counts deliveries of a message, this one included.
 const RECEIVE_COUNT_ATTRIBUTE: &str = "ApproximateReceiveCount";
 
-/// What became of one record.
+/// The outcome of one record.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum RecordOutcome {
     /// Delete the record: the analysis is finished, or the record is unusable.

@@ -85,8 +85,8 @@ impl Worker {
         })?;
 
         // TODO: check that the connection's `tags.end_user_id` (or `end_user.id`) is the
-        // analysis owner before using its token; until then any caller who knows a
-        // connection id can have its repositories read.
+        // analysis owner before using its token. Until then, a caller who knows another
+        // user's connection id can have that user's repositories read.
         match connection.credentials {
             Credentials::Token(token) => Ok(token),
             Credentials::Unsupported(kind) => {

@@ -12,8 +12,8 @@ use wiremock::matchers::{method, path};
 use wiremock::{Mock, MockServer, ResponseTemplate};
 
 use crate::helpers::{
-    create_queue, create_store, event, get_event, jwt_api_config, nango_client, queued_messages,
-    request, response_json, NANGO_KEY,
+    create_queue, create_store, dev_api_config, event, get_event, jwt_api_config, nango_client,
+    queued_messages, request, response_json, NANGO_KEY,
 };
 
 struct TestApi {
@@ -376,4 +376,29 @@ async fn connect_session_requires_identity() {
 
     assert_eq!(response.status(), StatusCode::UNAUTHORIZED);
     assert_eq!(response_json(&response)["error"]["code"], "unauthorized");
+}
+
+#[tokio::test]
+async fn dev_mode_reads_user_header() {
+    let (store, _, _) = create_store().await;
+    let (sqs, queue_url) = create_queue().await;
+    let store = Arc::new(store);
+    let queue = Arc::new(SqsAnalysisQueue::new(sqs, &queue_url));
+    let dev_api = AnalysesApi::new(store.clone(), queue.clone(), dev_api_config());
+    let jwt_api = AnalysesApi::new(store, queue, jwt_api_config());
+    let mut with_header = event("analyze-prs-unauthenticated.json");
+    with_header["headers"]["x-user-id"] = json!("dev-user");
+    let mut without_header = with_header.clone();
+    without_header["headers"]
+        .as_object_mut()
+        .expect("headers")
+        .remove("x-user-id");
+
+    let dev_accepted = dev_api.handle(request(&with_header)).await;
+    let dev_rejected = dev_api.handle(request(&without_header)).await;
+    let jwt_rejected = jwt_api.handle(request(&with_header)).await;
+
+    assert_eq!(dev_accepted.status(), StatusCode::ACCEPTED);
+    assert_eq!(dev_rejected.status(), StatusCode::UNAUTHORIZED);
+    assert_eq!(jwt_rejected.status(), StatusCode::UNAUTHORIZED);
 }

@@ -1,0 +1,322 @@
+#!/usr/bin/env bash
+# Runs pr-digest on this machine: moto server for SQS and DynamoDB,
+# `cargo lambda watch` for the three functions, the local API gateway and the
+# SQS event source. Every server listens on 127.0.0.1 only.
+#
+#   stack.sh demo   also starts the upstream stand-in (Nango, GitHub and the
+#                   Messages API), runs the demo client once against the
+#                   gateway, and exits with the demo client's exit code.
+#   stack.sh dev    reads upstream URLs and keys from the environment, then
+#                   from .env in the repository root for variables not set,
+#                   prints the API base URL and runs until interrupted.
+#
+# Ports (environment): MOTO_PORT (5050), LAMBDA_PORT (9000), GATEWAY_PORT
+# (3000), STAND_IN_PORT (4010). Logs of the background processes go to
+# .local/logs/. Needs .venv with moto_server and cargo-lambda, and setsid.
+set -euo pipefail
+
+usage() {
+  echo "usage: $0 demo|dev" >&2
+}
+
+mode=${1:-}
+if [[ $mode != demo && $mode != dev ]]; then
+  usage
+  exit 2
+fi
+
+repo_root=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
+cd "$repo_root"
+
+# Loads .env without overriding variables already set in the environment.
+load_env_file() {
+  local line key value
+  while IFS= read -r line || [[ -n $line ]]; do
+    [[ $line =~ ^[[:space:]]*([A-Za-z_][A-Za-z0-9_]*)=(.*)$ ]] || continue
+    key=${BASH_REMATCH[1]}
+    value=${BASH_REMATCH[2]}
+    value=${value%\"}
+    value=${value#\"}
+    if [[ -z ${!key+set} ]]; then
+      export "$key=$value"
+    fi
+  done <"$1"
+}
+
+if [[ $mode == dev && -f .env ]]; then
+  load_env_file .env
+fi
+
+MOTO_PORT=${MOTO_PORT:-5050}
+LAMBDA_PORT=${LAMBDA_PORT:-9000}
+GATEWAY_PORT=${GATEWAY_PORT:-3000}
+STAND_IN_PORT=${STAND_IN_PORT:-4010}
+
+venv_bin="$repo_root/.venv/bin"
+state_dir="$repo_root/.local"
+log_dir="$state_dir/logs"
+env_file="$state_dir/lambda.env"
+target_dir=${CARGO_TARGET_DIR:-$repo_root/target}
+bin_dir="$target_dir/debug"
+
+# Seconds to wait for a server to accept connections.
+STARTUP_TIMEOUT_SECONDS=${STARTUP_TIMEOUT_SECONDS:-60}
+# Seconds to wait for the background processes to exit after SIGTERM before SIGKILL.
+STOP_TIMEOUT_SECONDS=10
+
+# Process group ids of the background processes, and their names and logs.
+group_ids=()
+names=()
+logs=()
+
+print_log_tails() {
+  local i
+  for i in "${!logs[@]}"; do
+    echo "==> ${names[$i]}: last lines of ${logs[$i]} <==" >&2
+    tail -n 30 "${logs[$i]}" >&2 || true
+  done
+}
+
+stop_all() {
+  local group deadline alive
+  for group in "${group_ids[@]}"; do
+    kill -TERM -- "-$group" 2>/dev/null || true
+  done
+  deadline=$((SECONDS + STOP_TIMEOUT_SECONDS))
+  while ((SECONDS < deadline)); do
+    alive=0
+    for group in "${group_ids[@]}"; do
+      if kill -0 -- "-$group" 2>/dev/null; then
+        alive=1
+      fi
+    done
+    ((alive == 0)) && break
+    sleep 0.2
+  done
+  for group in "${group_ids[@]}"; do
+    kill -KILL -- "-$group" 2>/dev/null || true
+  done
+}
+
+cleanup() {
+  local status=$?
+  trap - EXIT INT TERM
+  # 130 and 143 are an interrupt or a termination, not a failure.
+  if ((status != 0 && status != 130 && status != 143)); then
+    print_log_tails
+  fi
+  stop_all
+  rm -f "$env_file"
+  exit "$status"
+}
+trap cleanup EXIT
+trap 'exit 130' INT
+trap 'exit 143' TERM
+
+fail() {
+  echo "stack.sh: $*" >&2
+  exit 1
+}
+
+# Starts a command in its own session, so stopping its process group also
+# stops the processes it spawns (cargo lambda watch runs the functions).
+start() {
+  local name=$1
+  shift
+  local log="$log_dir/$name.log"
+  : >"$log"
+  # NO_COLOR keeps ANSI colour codes out of the log files.
+  NO_COLOR=1 setsid "$@" >"$log" 2>&1 &
+  # Without job control, the background child is not a group leader, so
+  # setsid does not fork and $! is the id of the new process group.
+  group_ids+=("$!")
+  names+=("$name")
+  logs+=("$log")
+  echo "started $name (process group $!, log ${log#"$repo_root"/})" >&2
+}
+
+port_in_use() {
+  (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null
+}
+
+check_port_free() {
+  local variable=$1 port=$2
+  if port_in_use "$port"; then
+    fail "port $port on 127.0.0.1 is already in use; stop what listens there or set $variable to a free port"
+  fi
+}
+
+# Waits until the process group `group` accepts connections on `port`, and
+# fails when the process exits first or the startup timeout passes.
+wait_for_port() {
+  local name=$1 group=$2 port=$3
+  local deadline=$((SECONDS + STARTUP_TIMEOUT_SECONDS))
+  until port_in_use "$port"; do
+    if ! kill -0 "$group" 2>/dev/null; then
+      fail "$name exited before listening on 127.0.0.1:$port"
+    fi
+    if ((SECONDS >= deadline)); then
+      fail "$name did not listen on 127.0.0.1:$port within $STARTUP_TIMEOUT_SECONDS s"
+    fi
+    sleep 0.2
+  done
+  echo "$name is listening on 127.0.0.1:$port" >&2
+}
+
+require_single_line() {
+  local name=$1 value=$2
+  if [[ $value == *$'\n'* ]]; then
+    fail "$name contains a line break, which an env file cannot hold"
+  fi
+}
+
+# --- Checks -----------------------------------------------------------------
+
+command -v setsid >/dev/null || fail "setsid not found: install util-linux"
+[[ -x $venv_bin/moto_server ]] ||
+  fail ".venv/bin/moto_server not found: create the Python virtual environment with moto[server] and cargo-lambda first"
+[[ -x $venv_bin/cargo-lambda ]] ||
+  fail ".venv/bin/cargo-lambda not found: create the Python virtual environment with moto[server] and cargo-lambda first"
+
+check_port_free MOTO_PORT "$MOTO_PORT"
+check_port_free LAMBDA_PORT "$LAMBDA_PORT"
+check_port_free GATEWAY_PORT "$GATEWAY_PORT"
+if [[ $mode == demo ]]; then
+  check_port_free STAND_IN_PORT "$STAND_IN_PORT"
+fi
+
+# --- Upstream settings --------------------------------------------------------
+
+if [[ $mode == demo ]]; then
+  stand_in_url="http://127.0.0.1:$STAND_IN_PORT"
+  NANGO_BASE_URL=$stand_in_url
+  GITHUB_API_URL=$stand_in_url
+  ANTHROPIC_BASE_URL=$stand_in_url
+  NANGO_SECRET_KEY=demo-nango-secret-key
+  NANGO_INTEGRATION_ID=github
+  ANTHROPIC_API_KEY=demo-anthropic-api-key
+  CLAUDE_MODEL=${CLAUDE_MODEL:-claude-opus-4-6}
+else
+  NANGO_BASE_URL=${NANGO_BASE_URL:-https://api.nango.dev}
+  GITHUB_API_URL=${GITHUB_API_URL:-https://api.github.com}
+  ANTHROPIC_BASE_URL=${ANTHROPIC_BASE_URL:-https://api.anthropic.com}
+  NANGO_INTEGRATION_ID=${NANGO_INTEGRATION_ID:-github}
+  CLAUDE_MODEL=${CLAUDE_MODEL:-claude-opus-4-6}
+  [[ -n ${NANGO_SECRET_KEY:-} ]] ||
+    fail "NANGO_SECRET_KEY is not set: copy .env.example to .env and fill in your Nango secret key"
+  [[ -n ${ANTHROPIC_API_KEY:-} ]] ||
+    fail "ANTHROPIC_API_KEY is not set: copy .env.example to .env and fill in your Anthropic API key"
+fi
+
+ANALYSES_TABLE=${ANALYSES_TABLE:-pr-digest-analyses}
+MAX_ATTEMPTS=${MAX_ATTEMPTS:-5}
+ALLOWED_ORIGINS=${ALLOWED_ORIGINS:-http://localhost:5173}
+
+export AWS_ENDPOINT_URL="http://127.0.0.1:$MOTO_PORT"
+export AWS_REGION=us-east-1
+export AWS_ACCESS_KEY_ID=test
+export AWS_SECRET_ACCESS_KEY=test
+export ANALYSES_TABLE MAX_ATTEMPTS
+
+mkdir -p "$log_dir"
+
+# --- Build --------------------------------------------------------------------
+
+echo "building the local stack and the functions (the first build takes several minutes)" >&2
+cargo build -p local-stack --bins
+# Built now so that cargo lambda watch finds them fresh and serves the first
+# request without compiling.
+cargo build -p connect-session -p analyze-api -p worker
+
+# --- AWS resources on moto ------------------------------------------------------
+
+start moto "$venv_bin/moto_server" -H 127.0.0.1 -p "$MOTO_PORT"
+wait_for_port moto "${group_ids[-1]}" "$MOTO_PORT"
+
+setup_output=$("$bin_dir/local-setup" 2>"$log_dir/local-setup.log") ||
+  fail "local-setup failed: $(tail -n 5 "$log_dir/local-setup.log")"
+ANALYSIS_QUEUE_URL=${setup_output#ANALYSIS_QUEUE_URL=}
+if [[ $setup_output != ANALYSIS_QUEUE_URL=* || -z $ANALYSIS_QUEUE_URL ]]; then
+  fail "local-setup printed no ANALYSIS_QUEUE_URL line: $setup_output"
+fi
+export ANALYSIS_QUEUE_URL
+echo "queue: $ANALYSIS_QUEUE_URL" >&2
+
+# --- Upstream stand-in ----------------------------------------------------------
+
+if [[ $mode == demo ]]; then
+  STAND_IN_PORT=$STAND_IN_PORT \
+    STAND_IN_NANGO_SECRET_KEY=$NANGO_SECRET_KEY \
+    STAND_IN_INTEGRATION_ID=$NANGO_INTEGRATION_ID \
+    STAND_IN_ANTHROPIC_API_KEY=$ANTHROPIC_API_KEY \
+    STAND_IN_END_USER_ID=${DEMO_USER_ID:-demo-user} \
+    start upstream-stand-in "$bin_dir/upstream-stand-in"
+  wait_for_port upstream-stand-in "${group_ids[-1]}" "$STAND_IN_PORT"
+fi
+
+# --- cargo lambda watch -----------------------------------------------------------
+
+lambda_variables=(
+  ANALYSES_TABLE ANALYSIS_QUEUE_URL
+  AWS_ENDPOINT_URL AWS_REGION AWS_ACCESS_KEY_ID AWS_SECRET_ACCESS_KEY
+  ALLOWED_ORIGINS NANGO_BASE_URL NANGO_SECRET_KEY NANGO_INTEGRATION_ID
+  GITHUB_API_URL ANTHROPIC_BASE_URL ANTHROPIC_API_KEY CLAUDE_MODEL MAX_ATTEMPTS
+)
+# Tuning variables that pass through when set.
+optional_variables=(
+  RUST_LOG ANALYSIS_TTL_DAYS MAX_PULL_REQUESTS PR_BODY_MAX_CHARS PROMPT_MAX_CHARS
+  CLAUDE_MAX_TOKENS NANGO_CONNECT_TIMEOUT_MS NANGO_TIMEOUT_MS
+  GITHUB_CONNECT_TIMEOUT_MS GITHUB_TIMEOUT_MS ANTHROPIC_CONNECT_TIMEOUT_MS ANTHROPIC_TIMEOUT_MS
+)
+(
+  # The file contains keys, so only this user may read it. Cleanup deletes it.
+  umask 077
+  {
+    echo "AUTH_MODE=dev"
+    echo "LOG_FORMAT=text"
+    echo "NO_COLOR=1"
+    for name in "${lambda_variables[@]}"; do
+      require_single_line "$name" "${!name}"
+      printf '%s=%s\n' "$name" "${!name}"
+    done
+    for name in "${optional_variables[@]}"; do
+      if [[ -n ${!name:-} ]]; then
+        require_single_line "$name" "${!name}"
+        printf '%s=%s\n' "$name" "${!name}"
+      fi
+    done
+  } >"$env_file"
+)
+
+# --disable-cors leaves CORS to the functions, as behind API Gateway.
+PATH="$venv_bin:$PATH" start cargo-lambda-watch \
+  cargo lambda watch -A 127.0.0.1 -P "$LAMBDA_PORT" --disable-cors --env-file "$env_file"
+wait_for_port cargo-lambda-watch "${group_ids[-1]}" "$LAMBDA_PORT"
+
+# --- Gateway and event source -----------------------------------------------------
+
+GATEWAY_PORT=$GATEWAY_PORT LAMBDA_WATCH_URL="http://127.0.0.1:$LAMBDA_PORT" \
+  start local-gateway "$bin_dir/local-gateway"
+wait_for_port local-gateway "${group_ids[-1]}" "$GATEWAY_PORT"
+
+WORKER_INVOKE_URL="http://127.0.0.1:$LAMBDA_PORT/2015-03-31/functions/worker/invocations" \
+  start sqs-event-source "$bin_dir/sqs-event-source"
+
+api_base_url="http://127.0.0.1:$GATEWAY_PORT"
+
+if [[ $mode == demo ]]; then
+  echo "running the demo client against $api_base_url" >&2
+  demo_status=0
+  API_BASE_URL=$api_base_url "$bin_dir/demo-client" || demo_status=$?
+  exit "$demo_status"
+fi
+
+echo "pr-digest API ready at $api_base_url (Ctrl-C stops everything; logs in ${log_dir#"$repo_root"/}/)"
+while true; do
+  for i in "${!group_ids[@]}"; do
+    if ! kill -0 "${group_ids[$i]}" 2>/dev/null; then
+      fail "${names[$i]} exited unexpectedly"
+    fi
+  done
+  sleep 1
+done
