@@ -316,6 +316,35 @@ impl StorageConfig {
     }
 }
 
+/// Settings of the access table: connection owners and hourly quotas.
+#[derive(Debug, Clone)]
+pub struct AccessConfig {
+    pub table_name: String,
+    /// New analyses a user may request per clock hour.
+    pub max_analyses_per_hour: u32,
+    /// Days after which DynamoDB's TTL deletes an ownership record.
+    pub ttl_days: u32,
+}
+
+impl AccessConfig {
+    /// Reads `ACCESS_TABLE`, `MAX_ANALYSES_PER_HOUR` (default 30) and `ANALYSIS_TTL_DAYS` (default 30).
+    pub fn from_env(env: &Environment) -> Result<Self, ConfigError> {
+        let max_analyses_per_hour = env.parsed_or("MAX_ANALYSES_PER_HOUR", 30, "a whole number from 1 to 10000")?;
+        if !(1..=10_000).contains(&max_analyses_per_hour) {
+            return Err(ConfigError::Invalid {
+                name: "MAX_ANALYSES_PER_HOUR",
+                value: max_analyses_per_hour.to_string(),
+                expected: "a whole number from 1 to 10000",
+            });
+        }
+        Ok(Self {
+            table_name: env.required("ACCESS_TABLE")?,
+            max_analyses_per_hour,
+            ttl_days: env.parsed_or("ANALYSIS_TTL_DAYS", 30, "a whole number of days")?,
+        })
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -5,6 +5,7 @@
 //! the HTTP API and the worker. The binaries in `functions/` only wire these
 //! together at cold start.
 
+pub mod access;
 pub mod api;
 pub mod aws;
 pub mod config;

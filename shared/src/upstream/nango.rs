@@ -213,6 +213,13 @@ impl NangoClient {
     }
 }
 
+impl Connection {
+    /// Returns the connection's owner: `tags.end_user_id`, else the older `end_user.id`.
+    pub fn owner(&self) -> Option<&str> {
+        self.tags.get("end_user_id").or(self.end_user_id.as_ref()).map(String::as_str)
+    }
+}
+
 impl Credentials {
     fn from_json(credentials: &Value) -> Self {
         let kind = credentials
