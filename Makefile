@@ -5,9 +5,9 @@ VENV := .venv
 VENV_STAMP := $(VENV)/.installed
 # Lambda architecture for `make build`: arm64 (what the SAM template deploys) or x86-64.
 LAMBDA_ARCH ?= arm64
-FUNCTIONS := connect-session analyze-api worker
+FUNCTIONS := connect-session analyze-api worker nango-webhook
 
-.PHONY: help venv demo dev test lint build bench clean
+.PHONY: help venv demo dev test lint build bench redrive clean
 
 help:
 	@echo "make demo   run the whole pipeline offline on the local stack (moto, cargo lambda watch, stand-ins)"
@@ -16,6 +16,7 @@ help:
 	@echo "make lint   cargo fmt --check and clippy with warnings as errors"
 	@echo "make build  cargo lambda build --release for every function (LAMBDA_ARCH=arm64|x86-64)"
 	@echo "make bench  run the benchmarks"
+	@echo "make redrive DEAD_LETTER_QUEUE_URL=... ANALYSIS_QUEUE_URL=...  move dead-lettered messages back to the queue"
 
 $(VENV_STAMP): infra/requirements.txt
 	python3 -m venv $(VENV)
@@ -44,6 +45,13 @@ build: $(VENV_STAMP)
 
 bench:
 	cargo bench -p pr-digest
+
+# Uses the standard AWS credentials and region, or AWS_ENDPOINT_URL for moto.
+redrive:
+	@test -n "$(DEAD_LETTER_QUEUE_URL)" || { echo "set DEAD_LETTER_QUEUE_URL (the stack output DeadLetterQueueUrl)"; exit 2; }
+	@test -n "$(ANALYSIS_QUEUE_URL)" || { echo "set ANALYSIS_QUEUE_URL (the stack output QueueUrl)"; exit 2; }
+	DEAD_LETTER_QUEUE_URL="$(DEAD_LETTER_QUEUE_URL)" ANALYSIS_QUEUE_URL="$(ANALYSIS_QUEUE_URL)" \
+		cargo run --quiet -p local-stack --bin redrive
 
 clean:
 	cargo clean

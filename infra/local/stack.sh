@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Runs pr-digest on this machine: moto server for SQS and DynamoDB,
-# `cargo lambda watch` for the three functions, the local API gateway and the
+# `cargo lambda watch` for the four functions, the local API gateway and the
 # SQS event source. Every server listens on 127.0.0.1 only.
 #
 #   stack.sh demo   also starts the upstream stand-in (Nango, GitHub and the
@@ -9,6 +9,9 @@
 #   stack.sh dev    reads upstream URLs and keys from the environment, then
 #                   from .env in the repository root for variables not set,
 #                   prints the API base URL and runs until interrupted.
+#                   Without NANGO_WEBHOOK_SECRET it uses a random webhook
+#                   signing key, so POST /api/nango-webhook rejects every
+#                   delivery with 401.
 #
 # Ports (environment): MOTO_PORT (5050), LAMBDA_PORT (9000), GATEWAY_PORT
 # (3000), STAND_IN_PORT (4010). Logs of the background processes go to
@@ -194,6 +197,7 @@ if [[ $mode == demo ]]; then
   ANTHROPIC_BASE_URL=$stand_in_url
   NANGO_SECRET_KEY=demo-nango-secret-key
   NANGO_INTEGRATION_ID=github
+  NANGO_WEBHOOK_SECRET=demo-nango-webhook-secret
   ANTHROPIC_API_KEY=demo-anthropic-api-key
   CLAUDE_MODEL=${CLAUDE_MODEL:-claude-opus-4-6}
 else
@@ -206,9 +210,18 @@ else
     fail "NANGO_SECRET_KEY is not set: copy .env.example to .env and fill in your Nango secret key"
   [[ -n ${ANTHROPIC_API_KEY:-} ]] ||
     fail "ANTHROPIC_API_KEY is not set: copy .env.example to .env and fill in your Anthropic API key"
+  # The webhook is optional locally, because Nango cannot reach 127.0.0.1
+  # without a tunnel. Analyses still work, because analyze-api looks up a
+  # connection's owner in Nango when the access table has no record of it.
+  if [[ -z ${NANGO_WEBHOOK_SECRET:-} ]]; then
+    NANGO_WEBHOOK_SECRET=$(od -An -N32 -tx1 /dev/urandom | tr -d ' \n')
+    echo "stack.sh: NANGO_WEBHOOK_SECRET is not set, so a random key is used and /api/nango-webhook rejects every delivery with 401. Set it to your Nango environment's webhook signing key to verify deliveries." >&2
+  fi
 fi
 
 ANALYSES_TABLE=${ANALYSES_TABLE:-pr-digest-analyses}
+ACCESS_TABLE=${ACCESS_TABLE:-pr-digest-access}
+MAX_ANALYSES_PER_HOUR=${MAX_ANALYSES_PER_HOUR:-30}
 MAX_ATTEMPTS=${MAX_ATTEMPTS:-5}
 ALLOWED_ORIGINS=${ALLOWED_ORIGINS:-http://localhost:5173}
 
@@ -216,7 +229,7 @@ export AWS_ENDPOINT_URL="http://127.0.0.1:$MOTO_PORT"
 export AWS_REGION=us-east-1
 export AWS_ACCESS_KEY_ID=test
 export AWS_SECRET_ACCESS_KEY=test
-export ANALYSES_TABLE MAX_ATTEMPTS
+export ANALYSES_TABLE ACCESS_TABLE MAX_ATTEMPTS
 
 mkdir -p "$log_dir"
 
@@ -226,7 +239,7 @@ echo "building the local stack and the functions (the first build takes several 
 cargo build -p local-stack --bins
 # Built now so that cargo lambda watch finds them fresh and serves the first
 # request without compiling.
-cargo build -p connect-session -p analyze-api -p worker
+cargo build -p connect-session -p analyze-api -p worker -p nango-webhook
 
 # --- AWS resources on moto ------------------------------------------------------
 
@@ -244,6 +257,8 @@ echo "queue: $ANALYSIS_QUEUE_URL" >&2
 
 # --- Upstream stand-in ----------------------------------------------------------
 
+# The stand-in's connections are tagged with the demo client's user, so
+# analyze-api's ownership check accepts the demo's connection.
 if [[ $mode == demo ]]; then
   STAND_IN_PORT=$STAND_IN_PORT \
     STAND_IN_NANGO_SECRET_KEY=$NANGO_SECRET_KEY \
@@ -257,9 +272,10 @@ fi
 # --- cargo lambda watch -----------------------------------------------------------
 
 lambda_variables=(
-  ANALYSES_TABLE ANALYSIS_QUEUE_URL
+  ANALYSES_TABLE ANALYSIS_QUEUE_URL ACCESS_TABLE MAX_ANALYSES_PER_HOUR
   AWS_ENDPOINT_URL AWS_REGION AWS_ACCESS_KEY_ID AWS_SECRET_ACCESS_KEY
   ALLOWED_ORIGINS NANGO_BASE_URL NANGO_SECRET_KEY NANGO_INTEGRATION_ID
+  NANGO_WEBHOOK_SECRET
   GITHUB_API_URL ANTHROPIC_BASE_URL ANTHROPIC_API_KEY CLAUDE_MODEL MAX_ATTEMPTS
 )
 # Tuning variables that pass through when set.

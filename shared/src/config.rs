@@ -17,6 +17,11 @@ use crate::domain::PromptLimits;
 pub enum ConfigError {
     #[error("missing environment variable {0}")]
     Missing(&'static str),
+    #[error(
+        "AUTH_MODE=dev trusts an unverified header and is refused inside AWS Lambda; \
+         use AUTH_MODE=jwt, or set ALLOW_DEV_AUTH_IN_AWS=true for a test deployment"
+    )]
+    DevAuthInAws,
     #[error("invalid environment variable {name}={value:?}: expected {expected}")]
     Invalid {
         name: &'static str,
@@ -213,6 +218,7 @@ pub struct WorkerConfig {
     /// to the queue's `maxReceiveCount`, so no analysis stays `retrying` after
     /// its message has gone to the dead-letter queue.
     pub max_attempts: u32,
+    pub retry: crate::worker::RetryPolicy,
 }
 
 impl WorkerConfig {
@@ -239,6 +245,7 @@ impl WorkerConfig {
                 )?,
             },
             max_attempts: attempts,
+            retry: crate::worker::RetryPolicy::default(),
         })
     }
 }
@@ -273,6 +280,13 @@ impl ApiConfig {
                 })
             }
         };
+        // Real Lambda sets AWS_LAMBDA_INITIALIZATION_TYPE; `cargo lambda watch` does not.
+        let inside_aws = env.get("AWS_LAMBDA_INITIALIZATION_TYPE").is_some();
+        let dev_allowed = env.get("ALLOW_DEV_AUTH_IN_AWS").as_deref() == Some("true");
+        if auth_mode == AuthMode::Dev && inside_aws && !dev_allowed {
+            return Err(ConfigError::DevAuthInAws);
+        }
+
         let allowed_origins = env
             .get("ALLOWED_ORIGINS")
             .map(|list| {
@@ -329,7 +343,11 @@ pub struct AccessConfig {
 impl AccessConfig {
     /// Reads `ACCESS_TABLE`, `MAX_ANALYSES_PER_HOUR` (default 30) and `ANALYSIS_TTL_DAYS` (default 30).
     pub fn from_env(env: &Environment) -> Result<Self, ConfigError> {
-        let max_analyses_per_hour = env.parsed_or("MAX_ANALYSES_PER_HOUR", 30, "a whole number from 1 to 10000")?;
+        let max_analyses_per_hour = env.parsed_or(
+            "MAX_ANALYSES_PER_HOUR",
+            30,
+            "a whole number from 1 to 10000",
+        )?;
         if !(1..=10_000).contains(&max_analyses_per_hour) {
             return Err(ConfigError::Invalid {
                 name: "MAX_ANALYSES_PER_HOUR",
@@ -383,6 +401,44 @@ mod tests {
         ));
         let env = Environment::from_pairs([("AUTH_MODE", "none")]);
         assert!(ApiConfig::from_env(&env).is_err());
+    }
+
+    #[test]
+    fn dev_auth_refused_inside_aws() {
+        let in_lambda = Environment::from_pairs([
+            ("AUTH_MODE", "dev"),
+            ("AWS_LAMBDA_INITIALIZATION_TYPE", "on-demand"),
+        ]);
+        let overridden = Environment::from_pairs([
+            ("AUTH_MODE", "dev"),
+            ("AWS_LAMBDA_INITIALIZATION_TYPE", "on-demand"),
+            ("ALLOW_DEV_AUTH_IN_AWS", "true"),
+        ]);
+        let local = Environment::from_pairs([
+            ("AUTH_MODE", "dev"),
+            ("AWS_LAMBDA_FUNCTION_NAME", "analyze-api"),
+        ]);
+        let jwt_in_lambda =
+            Environment::from_pairs([("AWS_LAMBDA_INITIALIZATION_TYPE", "on-demand")]);
+
+        assert_eq!(
+            ApiConfig::from_env(&in_lambda).err(),
+            Some(ConfigError::DevAuthInAws)
+        );
+        assert_eq!(
+            ApiConfig::from_env(&overridden).map(|c| c.auth_mode).ok(),
+            Some(AuthMode::Dev)
+        );
+        assert_eq!(
+            ApiConfig::from_env(&local).map(|c| c.auth_mode).ok(),
+            Some(AuthMode::Dev)
+        );
+        assert_eq!(
+            ApiConfig::from_env(&jwt_in_lambda)
+                .map(|c| c.auth_mode)
+                .ok(),
+            Some(AuthMode::Jwt)
+        );
     }
 
     #[test]

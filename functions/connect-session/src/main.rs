@@ -12,7 +12,8 @@ async fn main() -> Result<(), Error> {
     telemetry::init();
 
     let env = Environment::process();
-    let api_config = ApiConfig::from_env(&env)?;
+    let api_config = ApiConfig::from_env(&env)
+        .inspect_err(|error| tracing::error!(%error, "invalid configuration"))?;
     api_config.warn_if_dev_mode();
 
     let sdk_config = aws::load_sdk_config().await;

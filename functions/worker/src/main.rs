@@ -7,12 +7,13 @@ use lambda_runtime::{run, service_fn, Error, LambdaEvent};
 use pr_digest::config::{
     AnthropicConfig, Environment, GithubConfig, NangoConfig, StorageConfig, WorkerConfig,
 };
+use pr_digest::queue::SqsAnalysisQueue;
 use pr_digest::secrets::resolve_secret;
 use pr_digest::store::DynamoDbAnalysisStore;
 use pr_digest::upstream::anthropic::AnthropicClient;
 use pr_digest::upstream::github::GithubClient;
 use pr_digest::upstream::nango::NangoClient;
-use pr_digest::worker::Worker;
+use pr_digest::worker::{Deadline, Worker};
 use pr_digest::{aws, telemetry};
 
 #[tokio::main]
@@ -31,8 +32,16 @@ async fn main() -> Result<(), Error> {
         storage.table_name,
         storage.analysis_ttl_days,
     );
+    if storage.queue_url.is_empty() {
+        return Err(
+            "missing environment variable ANALYSIS_QUEUE_URL (needed to postpone redeliveries)"
+                .into(),
+        );
+    }
+    let queue = SqsAnalysisQueue::new(aws_sdk_sqs::Client::new(&sdk_config), storage.queue_url);
     let worker = Worker::new(
         Arc::new(store),
+        Arc::new(queue),
         NangoClient::new(NangoConfig::from_env(&env, nango_key)?)?,
         GithubClient::new(GithubConfig::from_env(&env)?)?,
         AnthropicClient::new(AnthropicConfig::from_env(&env, anthropic_key)?)?,
@@ -43,7 +52,7 @@ async fn main() -> Result<(), Error> {
         let worker = worker.clone();
         async move {
             tracing::info!(request_id = %event.context.request_id, records = event.payload.records.len(), "batch received");
-            let response: SqsBatchResponse = worker.handle_batch(event.payload).await?;
+            let response: SqsBatchResponse = worker.handle_batch(event.payload, Deadline::from_epoch_millis(event.context.deadline)).await?;
             Ok::<_, Error>(response)
         }
     }))

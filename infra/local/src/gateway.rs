@@ -15,6 +15,8 @@ pub const MAX_REQUEST_BYTES: usize = 10 * 1024 * 1024;
 
 /// The function serving `POST /api/nango-session`.
 const CONNECT_SESSION_FUNCTION: &str = "connect-session";
+/// The function serving `POST /api/nango-webhook`.
+const NANGO_WEBHOOK_FUNCTION: &str = "nango-webhook";
 /// The function serving every other path, so unknown paths get its 404.
 const ANALYZE_API_FUNCTION: &str = "analyze-api";
 
@@ -77,10 +79,10 @@ impl Gateway {
 
 /// Returns the name of the function that serves `path`.
 pub fn function_for_path(path: &str) -> &'static str {
-    if path.trim_end_matches('/') == "/api/nango-session" {
-        CONNECT_SESSION_FUNCTION
-    } else {
-        ANALYZE_API_FUNCTION
+    match path.trim_end_matches('/') {
+        "/api/nango-session" => CONNECT_SESSION_FUNCTION,
+        "/api/nango-webhook" => NANGO_WEBHOOK_FUNCTION,
+        _ => ANALYZE_API_FUNCTION,
     }
 }
 
@@ -221,9 +223,12 @@ mod tests {
     use axum::http::HeaderValue;
 
     #[test]
-    fn nango_session_goes_to_connect_session() {
+    fn paths_go_to_their_functions() {
         assert_eq!(function_for_path("/api/nango-session"), "connect-session");
         assert_eq!(function_for_path("/api/nango-session/"), "connect-session");
+        assert_eq!(function_for_path("/api/nango-webhook"), "nango-webhook");
+        assert_eq!(function_for_path("/api/nango-webhook/"), "nango-webhook");
+        assert_eq!(function_for_path("/api/nango-webhooks"), "analyze-api");
         assert_eq!(function_for_path("/api/analyze-prs"), "analyze-api");
         assert_eq!(function_for_path("/api/analyses/x"), "analyze-api");
         assert_eq!(function_for_path("/nope"), "analyze-api");
@@ -240,6 +245,10 @@ mod tests {
         assert_eq!(
             gateway.function_url("/api/nango-session"),
             "http://127.0.0.1:9000/lambda-url/connect-session/api/nango-session"
+        );
+        assert_eq!(
+            gateway.function_url("/api/nango-webhook"),
+            "http://127.0.0.1:9000/lambda-url/nango-webhook/api/nango-webhook"
         );
     }
 

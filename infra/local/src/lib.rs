@@ -6,6 +6,7 @@
 //! - `sqs-event-source` stands in for Lambda's SQS event source mapping.
 //! - `upstream-stand-in` stands in for Nango, GitHub and the Anthropic Messages API.
 //! - `demo-client` plays the frontend.
+//! - `redrive` moves dead-lettered messages back to the analysis queue (`make redrive`).
 //!
 //! Every server binds to 127.0.0.1 only.
 

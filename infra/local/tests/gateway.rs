@@ -23,6 +23,7 @@ async fn echo(method: Method, uri: Uri, headers: HeaderMap, body: Bytes) -> impl
         "uri": uri.to_string(),
         "userId": header("x-user-id"),
         "contentType": header("content-type"),
+        "signature": header("x-nango-hmac-sha256"),
         "body": String::from_utf8_lossy(&body),
     });
     (
@@ -88,6 +89,29 @@ async fn gateway_sends_other_paths_to_analyze_api() {
     let echo: Value = response.json().await.expect("JSON echo");
     assert_eq!(echo["method"], "GET");
     assert_eq!(echo["uri"], "/lambda-url/analyze-api/api/analyses/123");
+}
+
+#[tokio::test]
+async fn gateway_sends_webhook_to_nango_webhook() {
+    let lambda_watch_url = serve(Router::new().fallback(echo)).await;
+    let gateway_url = start_gateway(&lambda_watch_url).await;
+    // The signature covers the exact bytes, so the gateway must not re-encode the body.
+    let body = "{\"type\":\"auth\",  \"note\":\"caf\u{e9}\"}\n";
+
+    let response = reqwest::Client::new()
+        .post(format!("{gateway_url}/api/nango-webhook"))
+        .header("content-type", "application/json")
+        .header("x-nango-hmac-sha256", "ab".repeat(32))
+        .body(body)
+        .send()
+        .await
+        .expect("a response");
+
+    let echo: Value = response.json().await.expect("JSON echo");
+    assert_eq!(echo["method"], "POST");
+    assert_eq!(echo["uri"], "/lambda-url/nango-webhook/api/nango-webhook");
+    assert_eq!(echo["signature"], "ab".repeat(32));
+    assert_eq!(echo["body"], body);
 }
 
 #[tokio::test]

@@ -13,7 +13,10 @@ use aws_sdk_dynamodb::Client;
 use time::format_description::well_known::Rfc3339;
 use time::{Duration, OffsetDateTime};
 
-use super::{AccessStore, AccessStoreError, ConnectionRecord, ConnectionStatus, QuotaDecision};
+use super::{
+    AccessStore, AccessStoreError, ConnectionRecord, ConnectionStatus, IdempotentRequest,
+    KeyReservation, QuotaDecision,
+};
 use crate::domain::{ConnectionId, UserId};
 
 const SECONDS_PER_HOUR: i64 = 3_600;
@@ -28,12 +31,20 @@ pub struct DynamoDbAccessStore {
 
 impl DynamoDbAccessStore {
     pub fn new(client: Client, table_name: impl Into<String>, ttl_days: u32) -> Self {
-        Self { client, table_name: table_name.into(), ttl: Duration::days(i64::from(ttl_days)) }
+        Self {
+            client,
+            table_name: table_name.into(),
+            ttl: Duration::days(i64::from(ttl_days)),
+        }
     }
 }
 
 fn connection_key(integration_id: &str, connection_id: &ConnectionId) -> AttributeValue {
     AttributeValue::S(format!("connection#{integration_id}#{connection_id}"))
+}
+
+fn idempotency_key(user: &UserId, key: &str) -> AttributeValue {
+    AttributeValue::S(format!("idempotency#{user}#{key}"))
 }
 
 fn backend<E, R>(error: SdkError<E, R>) -> AccessStoreError
@@ -60,7 +71,9 @@ fn record_from_item(
         key: format!("connection#{integration_id}#{connection_id}"),
         reason: reason.to_owned(),
     };
-    let owner = text(item, "ownerId").and_then(|v| UserId::parse(v).ok()).ok_or_else(|| malformed("ownerId is missing or invalid"))?;
+    let owner = text(item, "ownerId")
+        .and_then(|v| UserId::parse(v).ok())
+        .ok_or_else(|| malformed("ownerId is missing or invalid"))?;
     let status = match text(item, "status") {
         Some("active") => ConnectionStatus::Active,
         Some("reconnect_required") => ConnectionStatus::ReconnectRequired,
@@ -90,18 +103,35 @@ impl AccessStore for DynamoDbAccessStore {
             .send()
             .await
             .map_err(backend)?;
-        output.item.as_ref().map(|item| record_from_item(integration_id, connection_id, item)).transpose()
+        output
+            .item
+            .as_ref()
+            .map(|item| record_from_item(integration_id, connection_id, item))
+            .transpose()
     }
 
-    async fn put_connection(&self, record: &ConnectionRecord, now: OffsetDateTime) -> Result<(), AccessStoreError> {
+    async fn put_connection(
+        &self,
+        record: &ConnectionRecord,
+        now: OffsetDateTime,
+    ) -> Result<(), AccessStoreError> {
         let expires_at = (now + self.ttl).unix_timestamp();
         self.client
             .put_item()
             .table_name(&self.table_name)
-            .item("pk", connection_key(&record.integration_id, &record.connection_id))
+            .item(
+                "pk",
+                connection_key(&record.integration_id, &record.connection_id),
+            )
             .item("ownerId", AttributeValue::S(record.owner.to_string()))
-            .item("status", AttributeValue::S(record.status.as_str().to_owned()))
-            .item("updatedAt", AttributeValue::S(now.format(&Rfc3339).unwrap_or_default()))
+            .item(
+                "status",
+                AttributeValue::S(record.status.as_str().to_owned()),
+            )
+            .item(
+                "updatedAt",
+                AttributeValue::S(now.format(&Rfc3339).unwrap_or_default()),
+            )
             .item("expiresAt", AttributeValue::N(expires_at.to_string()))
             .send()
             .await
@@ -124,16 +154,109 @@ impl AccessStore for DynamoDbAccessStore {
             .condition_expression("attribute_exists(pk)")
             .expression_attribute_names("#status", "status")
             .expression_attribute_names("#updatedAt", "updatedAt")
-            .expression_attribute_values(":status", AttributeValue::S(ConnectionStatus::ReconnectRequired.as_str().into()))
-            .expression_attribute_values(":now", AttributeValue::S(now.format(&Rfc3339).unwrap_or_default()))
+            .expression_attribute_values(
+                ":status",
+                AttributeValue::S(ConnectionStatus::ReconnectRequired.as_str().into()),
+            )
+            .expression_attribute_values(
+                ":now",
+                AttributeValue::S(now.format(&Rfc3339).unwrap_or_default()),
+            )
             .send()
             .await;
 
         match result {
             Ok(_) => Ok(true),
-            Err(error) if error.as_service_error().is_some_and(|e| e.is_conditional_check_failed_exception()) => Ok(false),
+            Err(error)
+                if error
+                    .as_service_error()
+                    .is_some_and(|e| e.is_conditional_check_failed_exception()) =>
+            {
+                Ok(false)
+            }
             Err(error) => Err(backend(error)),
         }
+    }
+
+    async fn reserve_idempotency_key(
+        &self,
+        user: &UserId,
+        key: &str,
+        request: &IdempotentRequest,
+        lifetime: Duration,
+        now: OffsetDateTime,
+    ) -> Result<KeyReservation, AccessStoreError> {
+        let pk = idempotency_key(user, key);
+        let result = self
+            .client
+            .put_item()
+            .table_name(&self.table_name)
+            .item("pk", pk.clone())
+            .item("analysisId", AttributeValue::S(request.analysis_id.clone()))
+            .item(
+                "fingerprint",
+                AttributeValue::S(request.fingerprint.clone()),
+            )
+            .item(
+                "expiresAt",
+                AttributeValue::N((now + lifetime).unix_timestamp().to_string()),
+            )
+            .condition_expression("attribute_not_exists(pk) OR #expiresAt < :now")
+            .expression_attribute_names("#expiresAt", "expiresAt")
+            .expression_attribute_values(
+                ":now",
+                AttributeValue::N(now.unix_timestamp().to_string()),
+            )
+            .send()
+            .await;
+
+        match result {
+            Ok(_) => Ok(KeyReservation::Reserved),
+            Err(error)
+                if error
+                    .as_service_error()
+                    .is_some_and(|e| e.is_conditional_check_failed_exception()) =>
+            {
+                let output = self
+                    .client
+                    .get_item()
+                    .table_name(&self.table_name)
+                    .key("pk", pk)
+                    .consistent_read(true)
+                    .send()
+                    .await
+                    .map_err(backend)?;
+                let item = output.item.unwrap_or_default();
+                match (text(&item, "analysisId"), text(&item, "fingerprint")) {
+                    (Some(analysis_id), Some(fingerprint)) => {
+                        Ok(KeyReservation::Used(IdempotentRequest {
+                            analysis_id: analysis_id.to_owned(),
+                            fingerprint: fingerprint.to_owned(),
+                        }))
+                    }
+                    _ => Err(AccessStoreError::Malformed {
+                        key: format!("idempotency#{user}#{key}"),
+                        reason: String::from("analysisId or fingerprint is missing"),
+                    }),
+                }
+            }
+            Err(error) => Err(backend(error)),
+        }
+    }
+
+    async fn release_idempotency_key(
+        &self,
+        user: &UserId,
+        key: &str,
+    ) -> Result<(), AccessStoreError> {
+        self.client
+            .delete_item()
+            .table_name(&self.table_name)
+            .key("pk", idempotency_key(user, key))
+            .send()
+            .await
+            .map_err(backend)?;
+        Ok(())
     }
 
     async fn take_analysis_quota(
@@ -164,9 +287,17 @@ impl AccessStore for DynamoDbAccessStore {
 
         match result {
             Ok(_) => Ok(QuotaDecision::Allowed),
-            Err(error) if error.as_service_error().is_some_and(|e| e.is_conditional_check_failed_exception()) => {
-                let retry_after_seconds = u64::try_from(hour_ends_at - now.unix_timestamp()).unwrap_or(1).max(1);
-                Ok(QuotaDecision::Exceeded { retry_after_seconds })
+            Err(error)
+                if error
+                    .as_service_error()
+                    .is_some_and(|e| e.is_conditional_check_failed_exception()) =>
+            {
+                let retry_after_seconds = u64::try_from(hour_ends_at - now.unix_timestamp())
+                    .unwrap_or(1)
+                    .max(1);
+                Ok(QuotaDecision::Exceeded {
+                    retry_after_seconds,
+                })
             }
             Err(error) => Err(backend(error)),
         }

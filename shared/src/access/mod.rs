@@ -3,6 +3,7 @@
 
 mod dynamodb;
 mod ownership;
+mod quota;
 
 use async_trait::async_trait;
 use time::OffsetDateTime;
@@ -11,6 +12,7 @@ use crate::domain::{ConnectionId, UserId};
 
 pub use dynamodb::DynamoDbAccessStore;
 pub use ownership::{ConnectionOwnership, OwnershipError};
+pub use quota::AnalysisQuota;
 
 /// Whether a connection's GitHub grant is usable.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -43,7 +45,26 @@ pub struct ConnectionRecord {
 pub enum QuotaDecision {
     Allowed,
     /// The quota is used up until the hour ends, in this many seconds.
-    Exceeded { retry_after_seconds: u64 },
+    Exceeded {
+        retry_after_seconds: u64,
+    },
+}
+
+/// The request an `Idempotency-Key` was first used for.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IdempotentRequest {
+    pub analysis_id: String,
+    /// The request's normalised fields, to tell a replay from a different request.
+    pub fingerprint: String,
+}
+
+/// The result of reserving an `Idempotency-Key`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum KeyReservation {
+    /// The key is new: the request goes ahead under the given analysis id.
+    Reserved,
+    /// The key was used within its lifetime, for this request.
+    Used(IdempotentRequest),
 }
 
 /// A failed access store operation.
@@ -65,7 +86,11 @@ pub trait AccessStore: Send + Sync {
     ) -> Result<Option<ConnectionRecord>, AccessStoreError>;
 
     /// Stores or replaces a connection's owner and status.
-    async fn put_connection(&self, record: &ConnectionRecord, now: OffsetDateTime) -> Result<(), AccessStoreError>;
+    async fn put_connection(
+        &self,
+        record: &ConnectionRecord,
+        now: OffsetDateTime,
+    ) -> Result<(), AccessStoreError>;
 
     /// Marks a known connection `reconnect_required`; returns whether a record existed.
     async fn mark_reconnect_required(
@@ -74,6 +99,23 @@ pub trait AccessStore: Send + Sync {
         connection_id: &ConnectionId,
         now: OffsetDateTime,
     ) -> Result<bool, AccessStoreError>;
+
+    /// Reserves `key` of `user` for `request` for `lifetime`, unless an unexpired reservation exists.
+    async fn reserve_idempotency_key(
+        &self,
+        user: &UserId,
+        key: &str,
+        request: &IdempotentRequest,
+        lifetime: time::Duration,
+        now: OffsetDateTime,
+    ) -> Result<KeyReservation, AccessStoreError>;
+
+    /// Deletes a reservation whose request was not accepted, so the key can be used again.
+    async fn release_idempotency_key(
+        &self,
+        user: &UserId,
+        key: &str,
+    ) -> Result<(), AccessStoreError>;
 
     /// Counts one new analysis for `user` in the current clock hour, unless `limit` is reached.
     async fn take_analysis_quota(

@@ -1,5 +1,5 @@
 //! Connection ownership: a caller may use only a Nango connection whose tags
-//! name them, so nobody can have another user's GitHub read.
+//! name them, so no user can have another user's GitHub read.
 
 use std::sync::Arc;
 
@@ -9,10 +9,10 @@ use super::{AccessStore, AccessStoreError, ConnectionRecord, ConnectionStatus};
 use crate::domain::{ConnectionId, UserId};
 use crate::upstream::nango::{NangoClient, NangoError};
 
-/// Why a caller may not use a connection.
+/// The reason a caller may not use a connection.
 #[derive(Debug, thiserror::Error)]
 pub enum OwnershipError {
-    /// The connection does not exist, or belongs to someone else: callers see the same answer for both.
+    /// The connection does not exist, or belongs to someone else: callers get the same response for both.
     #[error("connection not found for this caller")]
     NotFound,
     #[error("the connection's GitHub grant must be renewed")]
@@ -36,9 +36,17 @@ impl ConnectionOwnership {
     }
 
     /// Succeeds when `caller` owns an active connection `connection_id` of the configured integration.
-    pub async fn verify(&self, caller: &UserId, connection_id: &ConnectionId) -> Result<(), OwnershipError> {
+    pub async fn verify(
+        &self,
+        caller: &UserId,
+        connection_id: &ConnectionId,
+    ) -> Result<(), OwnershipError> {
         let integration_id = self.nango.integration_id();
-        let record = match self.store.get_connection(integration_id, connection_id).await? {
+        let record = match self
+            .store
+            .get_connection(integration_id, connection_id)
+            .await?
+        {
             Some(record) => record,
             None => self.record_from_nango(connection_id).await?,
         };
@@ -54,11 +62,18 @@ impl ConnectionOwnership {
     }
 
     /// Reads the owner from Nango's copy of the connection and remembers it.
-    async fn record_from_nango(&self, connection_id: &ConnectionId) -> Result<ConnectionRecord, OwnershipError> {
+    async fn record_from_nango(
+        &self,
+        connection_id: &ConnectionId,
+    ) -> Result<ConnectionRecord, OwnershipError> {
         let connection = match self.nango.get_connection(connection_id).await {
             Ok(connection) => connection,
             Err(error) if is_missing_or_unusable(&error) => {
-                tracing::info!(nango_status = error.status().map(|s| s.as_u16()), nango_code = error.code().unwrap_or("-"), "Nango has no usable connection with this id");
+                tracing::info!(
+                    nango_status = error.status().map(|s| s.as_u16()),
+                    nango_code = error.code().unwrap_or("-"),
+                    "Nango has no usable connection with this id"
+                );
                 return Err(OwnershipError::NotFound);
             }
             Err(error) => {
@@ -67,7 +82,10 @@ impl ConnectionOwnership {
             }
         };
 
-        let Some(owner) = connection.owner().and_then(|owner| UserId::parse(owner).ok()) else {
+        let Some(owner) = connection
+            .owner()
+            .and_then(|owner| UserId::parse(owner).ok())
+        else {
             tracing::warn!("Nango connection has no end_user_id tag, so it belongs to nobody");
             return Err(OwnershipError::NotFound);
         };
@@ -77,20 +95,29 @@ impl ConnectionOwnership {
             owner,
             status: ConnectionStatus::Active,
         };
-        self.store.put_connection(&record, OffsetDateTime::now_utc()).await?;
+        self.store
+            .put_connection(&record, OffsetDateTime::now_utc())
+            .await?;
         Ok(record)
     }
 }
 
-/// Nango errors that say the connection cannot be used, without naming its owner.
+/// Tells whether a Nango error means the connection cannot be used, without naming its owner.
 ///
 /// A refused refresh (`invalid_credentials`) also lands here: its owner is
 /// unknown, so the caller gets the same 404 as for a missing connection.
 fn is_missing_or_unusable(error: &NangoError) -> bool {
     match error.status().map(|s| s.as_u16()) {
         Some(404) => true,
-        Some(400 | 424) => matches!(error.code(), Some("unknown_provider_config" | "invalid_credentials"))
-            && !error.to_string().to_ascii_lowercase().contains("backing off"),
+        Some(400 | 424) => {
+            matches!(
+                error.code(),
+                Some("unknown_provider_config" | "invalid_credentials")
+            ) && !error
+                .to_string()
+                .to_ascii_lowercase()
+                .contains("backing off")
+        }
         _ => false,
     }
 }

@@ -14,6 +14,7 @@ pub struct AnalysisView {
     created_at: String,
     updated_at: String,
     attempts: u32,
+    next_attempt_at: Option<String>,
     pr_count: Option<u32>,
     summarized_pr_count: Option<u32>,
     truncated: bool,
@@ -46,6 +47,9 @@ impl From<&Analysis> for AnalysisView {
             created_at: analysis.created_at.format(&Rfc3339).unwrap_or_default(),
             updated_at: analysis.updated_at.format(&Rfc3339).unwrap_or_default(),
             attempts: analysis.attempts,
+            next_attempt_at: analysis
+                .next_attempt_at
+                .and_then(|at| at.format(&Rfc3339).ok()),
             pr_count: result.map(|r| r.pr_count),
             summarized_pr_count: result.map(|r| r.summarized_pr_count),
             truncated: result.is_some_and(|r| r.truncated),

@@ -4,7 +4,7 @@ use lambda_http::http::{header, HeaderValue, StatusCode};
 use lambda_http::{Body, Request, Response};
 
 /// Request headers a browser may send.
-const ALLOWED_HEADERS: &str = "authorization, content-type, x-user-id";
+const ALLOWED_HEADERS: &str = "authorization, content-type, idempotency-key, x-user-id";
 /// Seconds a browser may cache a preflight response.
 const PREFLIGHT_MAX_AGE: &str = "600";
 
@@ -52,9 +52,13 @@ pub fn add_headers(
         .to_str()
         .is_ok_and(|origin| allowed_origins.iter().any(|allowed| allowed == origin));
     if allowed {
-        response
-            .headers_mut()
-            .insert(header::ACCESS_CONTROL_ALLOW_ORIGIN, origin.clone());
+        let headers = response.headers_mut();
+        headers.insert(header::ACCESS_CONTROL_ALLOW_ORIGIN, origin.clone());
+        // Lets a browser read the status URL of a 202.
+        headers.insert(
+            header::ACCESS_CONTROL_EXPOSE_HEADERS,
+            HeaderValue::from_static("location"),
+        );
     }
     allowed
 }

@@ -10,6 +10,9 @@ use serde_json::json;
 pub enum ApiError {
     #[error("missing or invalid caller identity")]
     Unauthorized,
+    /// A webhook whose `X-Nango-Hmac-Sha256` header is missing or does not match its body.
+    #[error("missing or invalid webhook signature")]
+    InvalidSignature,
     #[error("Content-Type must be application/json")]
     UnsupportedMediaType,
     #[error("request body is larger than {max_bytes} bytes")]
@@ -21,6 +24,16 @@ pub enum ApiError {
     },
     #[error("{resource} not found")]
     NotFound { resource: &'static str },
+    #[error("connection not found")]
+    ConnectionNotFound,
+    #[error("connection must be reconnected")]
+    ReconnectRequired,
+    #[error("idempotency key reused with a different request")]
+    IdempotencyKeyReused,
+    #[error("idempotency key in use by a request still running")]
+    IdempotencyKeyInUse,
+    #[error("too many new analyses; retry after {retry_after_seconds} s")]
+    TooManyRequests { retry_after_seconds: u64 },
     #[error("method not allowed")]
     MethodNotAllowed { allow: &'static str },
     #[error("upstream {upstream} failed")]
@@ -39,11 +52,14 @@ impl ApiError {
 
     pub fn status(&self) -> StatusCode {
         match self {
-            Self::Unauthorized => StatusCode::UNAUTHORIZED,
+            Self::Unauthorized | Self::InvalidSignature => StatusCode::UNAUTHORIZED,
             Self::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             Self::PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
             Self::InvalidRequest { .. } => StatusCode::BAD_REQUEST,
-            Self::NotFound { .. } => StatusCode::NOT_FOUND,
+            Self::NotFound { .. } | Self::ConnectionNotFound => StatusCode::NOT_FOUND,
+            Self::ReconnectRequired | Self::IdempotencyKeyInUse => StatusCode::CONFLICT,
+            Self::IdempotencyKeyReused => StatusCode::UNPROCESSABLE_ENTITY,
+            Self::TooManyRequests { .. } => StatusCode::TOO_MANY_REQUESTS,
             Self::MethodNotAllowed { .. } => StatusCode::METHOD_NOT_ALLOWED,
             Self::BadGateway { .. } => StatusCode::BAD_GATEWAY,
             Self::ServiceUnavailable { .. } => StatusCode::SERVICE_UNAVAILABLE,
@@ -53,10 +69,16 @@ impl ApiError {
     pub fn code(&self) -> &'static str {
         match self {
             Self::Unauthorized => "unauthorized",
+            Self::InvalidSignature => "invalid_signature",
             Self::UnsupportedMediaType => "unsupported_media_type",
             Self::PayloadTooLarge { .. } => "payload_too_large",
             Self::InvalidRequest { .. } => "invalid_request",
             Self::NotFound { .. } => "not_found",
+            Self::ConnectionNotFound => "connection_not_found",
+            Self::ReconnectRequired => "reconnect_required",
+            Self::IdempotencyKeyReused => "idempotency_key_reused",
+            Self::IdempotencyKeyInUse => "idempotency_key_in_use",
+            Self::TooManyRequests { .. } => "too_many_requests",
             Self::MethodNotAllowed { .. } => "method_not_allowed",
             Self::BadGateway { .. } => "upstream_failed",
             Self::ServiceUnavailable { code, .. } => code,
@@ -68,6 +90,9 @@ impl ApiError {
             Self::Unauthorized => {
                 String::from("Sign in first: this endpoint needs the caller's identity.")
             }
+            Self::InvalidSignature => String::from(
+                "The X-Nango-Hmac-Sha256 header is missing or does not match the body: sign the exact body with the Nango webhook signing key.",
+            ),
             Self::UnsupportedMediaType => {
                 String::from("Send the body as JSON with Content-Type: application/json.")
             }
@@ -76,6 +101,21 @@ impl ApiError {
             }
             Self::InvalidRequest { message, .. } => message.clone(),
             Self::NotFound { resource } => format!("No {resource} here: check the path and id."),
+            Self::ConnectionNotFound => String::from(
+                "No GitHub connection with this connectionId belongs to you: connect GitHub again and use the new connection id.",
+            ),
+            Self::ReconnectRequired => {
+                String::from("GitHub access for this connection was revoked or expired: reconnect GitHub, then try again.")
+            }
+            Self::IdempotencyKeyReused => String::from(
+                "This Idempotency-Key was already used with a different connectionId or repo: use a new key for a new request.",
+            ),
+            Self::IdempotencyKeyInUse => String::from(
+                "A request with this Idempotency-Key is still being processed: retry in a moment.",
+            ),
+            Self::TooManyRequests { retry_after_seconds } => {
+                format!("You have requested too many analyses this hour: try again in {retry_after_seconds} seconds.")
+            }
             Self::MethodNotAllowed { allow } => format!("Use {allow} on this path."),
             Self::BadGateway { upstream } => {
                 format!("{upstream} did not accept the request; try again later.")
@@ -93,10 +133,20 @@ impl ApiError {
             error["field"] = json!(field);
         }
         let mut response = json_response(self.status(), &json!({ "error": error }));
-        if let Self::MethodNotAllowed { allow } = self {
-            response
-                .headers_mut()
-                .insert(header::ALLOW, HeaderValue::from_static(allow));
+        match self {
+            Self::MethodNotAllowed { allow } => {
+                response
+                    .headers_mut()
+                    .insert(header::ALLOW, HeaderValue::from_static(allow));
+            }
+            Self::TooManyRequests {
+                retry_after_seconds,
+            } => {
+                response
+                    .headers_mut()
+                    .insert(header::RETRY_AFTER, HeaderValue::from(retry_after_seconds));
+            }
+            _ => {}
         }
         response
     }

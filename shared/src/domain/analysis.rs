@@ -107,6 +107,8 @@ pub enum FailureCode {
     ModelEmptyResponse,
     /// An upstream did not answer in time.
     UpstreamTimeout,
+    /// The worker's invocation ran out of time before the next step.
+    WorkerTimeout,
 }
 
 impl FailureCode {
@@ -126,6 +128,7 @@ impl FailureCode {
             Self::ModelRequestRejected => "model_request_rejected",
             Self::ModelEmptyResponse => "model_empty_response",
             Self::UpstreamTimeout => "upstream_timeout",
+            Self::WorkerTimeout => "worker_timeout",
         }
     }
 }
@@ -187,6 +190,8 @@ pub struct Analysis {
     pub updated_at: OffsetDateTime,
     /// Attempts the worker has started.
     pub attempts: u32,
+    /// Earliest time of the next attempt while the analysis is `retrying`.
+    pub next_attempt_at: Option<OffsetDateTime>,
     pub result: Option<AnalysisResult>,
     pub error: Option<AnalysisError>,
 }
@@ -208,6 +213,7 @@ impl Analysis {
             created_at: now,
             updated_at: now,
             attempts: 0,
+            next_attempt_at: None,
             result: None,
             error: None,
         }

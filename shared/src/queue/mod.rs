@@ -49,6 +49,18 @@ impl AnalysisMessage {
 #[error("SQS send failed: {0}")]
 pub struct QueueError(pub String);
 
+/// Postpones the next delivery of a received message.
+#[async_trait]
+pub trait Redelivery: Send + Sync {
+    /// Makes the message with `receipt_handle` invisible for `delay` (at most 12 hours),
+    /// so SQS delivers it again only after that wait.
+    async fn postpone(
+        &self,
+        receipt_handle: &str,
+        delay: std::time::Duration,
+    ) -> Result<(), QueueError>;
+}
+
 /// Hands analyses to the worker.
 #[async_trait]
 pub trait AnalysisQueue: Send + Sync {

@@ -1,10 +1,12 @@
 //! [`AnalysisQueue`] on an SQS standard queue.
 
+use std::time::Duration;
+
 use async_trait::async_trait;
 use aws_sdk_sqs::error::DisplayErrorContext;
 use aws_sdk_sqs::Client;
 
-use super::{AnalysisMessage, AnalysisQueue, QueueError};
+use super::{AnalysisMessage, AnalysisQueue, QueueError, Redelivery};
 use crate::domain::AnalysisId;
 
 #[derive(Debug, Clone)]
@@ -34,6 +36,25 @@ impl AnalysisQueue for SqsAnalysisQueue {
             .await
             .map_err(|error| QueueError(DisplayErrorContext(&error).to_string()))?;
         tracing::info!(analysis_id = %id, sqs_message_id = output.message_id().unwrap_or("-"), "analysis queued");
+        Ok(())
+    }
+}
+
+/// The longest visibility timeout SQS accepts, in seconds.
+const MAX_VISIBILITY_SECONDS: u64 = 12 * 60 * 60;
+
+#[async_trait]
+impl Redelivery for SqsAnalysisQueue {
+    async fn postpone(&self, receipt_handle: &str, delay: Duration) -> Result<(), QueueError> {
+        let seconds = delay.as_secs().clamp(1, MAX_VISIBILITY_SECONDS);
+        self.client
+            .change_message_visibility()
+            .queue_url(&self.queue_url)
+            .receipt_handle(receipt_handle)
+            .visibility_timeout(i32::try_from(seconds).unwrap_or(i32::MAX))
+            .send()
+            .await
+            .map_err(|error| QueueError(DisplayErrorContext(&error).to_string()))?;
         Ok(())
     }
 }

@@ -33,6 +33,12 @@ pub(super) mod attr {
     pub const OUTPUT_TOKENS: &str = "outputTokens";
     pub const ERROR_CODE: &str = "errorCode";
     pub const ERROR_MESSAGE: &str = "errorMessage";
+    /// Earliest time of the next attempt of a `retrying` analysis (RFC 3339).
+    pub const NEXT_ATTEMPT_AT: &str = "nextAttemptAt";
+    /// Unix seconds until which a worker attempt has the analysis to itself.
+    pub const LEASE_EXPIRES_AT: &str = "leaseExpiresAt";
+    /// Random token of the attempt that holds the lease.
+    pub const LEASE_TOKEN: &str = "leaseToken";
     /// Unix seconds after which DynamoDB's TTL deletes the item.
     pub const EXPIRES_AT: &str = "expiresAt";
 }
@@ -126,6 +132,10 @@ pub(super) fn from_item(item: &Item) -> Result<Analysis, StoreError> {
         created_at: reader.timestamp(attr::CREATED_AT)?,
         updated_at: reader.timestamp(attr::UPDATED_AT)?,
         attempts: reader.number(attr::ATTEMPTS)?.unwrap_or(0),
+        next_attempt_at: match string(item, attr::NEXT_ATTEMPT_AT) {
+            Some(_) => Some(reader.timestamp(attr::NEXT_ATTEMPT_AT)?),
+            None => None,
+        },
         result,
         error,
     })

@@ -1,10 +1,16 @@
 //! Analysis storage: the [`AnalysisStore`] port and its DynamoDB adapter.
+//!
+//! A worker attempt first claims an analysis with a lease, and only the
+//! holder of the current lease may record the attempt's outcome. So a
+//! duplicate delivery cannot run a second attempt while the first is alive.
+//! An attempt whose lease has expired (its Lambda crashed or timed out)
+//! cannot overwrite the work of the attempt that took over.
 
 mod dynamodb;
 mod item;
 
 use async_trait::async_trait;
-use time::OffsetDateTime;
+use time::{Duration, OffsetDateTime};
 
 use crate::domain::{Analysis, AnalysisError, AnalysisId, AnalysisResult};
 
@@ -19,14 +25,42 @@ pub enum StoreError {
     AlreadyExists(AnalysisId),
     #[error("analysis {0} is already finished and cannot change")]
     AlreadyFinished(AnalysisId),
+    #[error("analysis {id} is leased by a running attempt until {until}")]
+    Leased {
+        id: AnalysisId,
+        until: OffsetDateTime,
+    },
+    #[error("the lease on analysis {0} was taken over by another attempt")]
+    LeaseLost(AnalysisId),
     #[error("stored analysis {id} is malformed: {reason}")]
     Malformed { id: String, reason: String },
     #[error("DynamoDB request failed: {0}")]
     Backend(String),
 }
 
-/// Persistence of analyses. Writes that change the status never touch an
-/// analysis that is already `succeeded` or `failed`.
+/// An analysis claimed by one worker attempt.
+#[derive(Debug, Clone)]
+pub struct Claim {
+    /// The analysis as updated by the claim: `running`, with the attempt counted.
+    pub analysis: Analysis,
+    /// The token that the attempt's outcome must present.
+    pub lease_token: String,
+}
+
+/// The outcome an attempt records while it still holds its lease.
+#[derive(Debug, Clone)]
+pub enum AttemptOutcome<'a> {
+    Succeeded(&'a AnalysisResult),
+    Failed(&'a AnalysisError),
+    /// Another attempt will follow, not before `next_attempt_at`.
+    Retrying {
+        error: &'a AnalysisError,
+        next_attempt_at: OffsetDateTime,
+    },
+}
+
+/// Persistence of analyses. No write changes an analysis that is already
+/// `succeeded` or `failed`.
 #[async_trait]
 pub trait AnalysisStore: Send + Sync {
     /// Stores a new analysis; fails with [`StoreError::AlreadyExists`] on an id clash.
@@ -34,31 +68,27 @@ pub trait AnalysisStore: Send + Sync {
 
     async fn get(&self, id: &AnalysisId) -> Result<Option<Analysis>, StoreError>;
 
-    /// Marks an unfinished analysis `running` and counts the attempt; returns it as updated.
-    async fn start_attempt(
+    /// Claims an unfinished analysis that no live attempt holds: marks it
+    /// `running`, counts the attempt and leases it for `lease`.
+    async fn claim(
         &self,
         id: &AnalysisId,
+        lease: Duration,
         now: OffsetDateTime,
-    ) -> Result<Analysis, StoreError>;
+    ) -> Result<Claim, StoreError>;
 
-    /// Marks an unfinished analysis `retrying` with the error of the attempt that just ended.
-    async fn record_retry(
+    /// Records an attempt's outcome and releases its lease; fails with
+    /// [`StoreError::LeaseLost`] when another attempt holds the analysis now.
+    async fn record_outcome(
         &self,
         id: &AnalysisId,
-        error: &AnalysisError,
-        now: OffsetDateTime,
-    ) -> Result<(), StoreError>;
-
-    /// Marks an unfinished analysis `succeeded` with its result.
-    async fn complete(
-        &self,
-        id: &AnalysisId,
-        result: &AnalysisResult,
+        lease_token: &str,
+        outcome: AttemptOutcome<'_>,
         now: OffsetDateTime,
     ) -> Result<(), StoreError>;
 
-    /// Marks an unfinished analysis `failed` with its reason.
-    async fn fail(
+    /// Marks an analysis that no attempt has claimed `failed`, for example when it could not be queued.
+    async fn fail_unclaimed(
         &self,
         id: &AnalysisId,
         error: &AnalysisError,

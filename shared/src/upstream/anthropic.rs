@@ -140,6 +140,11 @@ impl AnthropicClient {
         })
     }
 
+    /// The total timeout of one call.
+    pub fn timeout(&self) -> std::time::Duration {
+        self.config.timeouts.total
+    }
+
     pub fn model(&self) -> &str {
         &self.config.model
     }

@@ -74,6 +74,11 @@ impl GithubClient {
         })
     }
 
+    /// The total timeout of one call.
+    pub fn timeout(&self) -> std::time::Duration {
+        self.config.timeouts.total
+    }
+
     pub fn max_pull_requests(&self) -> usize {
         self.config.max_pull_requests
     }

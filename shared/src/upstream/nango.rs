@@ -120,6 +120,11 @@ impl NangoClient {
         })
     }
 
+    /// The total timeout of one call.
+    pub fn timeout(&self) -> std::time::Duration {
+        self.config.timeouts.total
+    }
+
     pub fn integration_id(&self) -> &str {
         &self.config.integration_id
     }
@@ -168,6 +173,23 @@ impl NangoClient {
         &self,
         connection_id: &ConnectionId,
     ) -> Result<Connection, NangoError> {
+        self.fetch_connection(connection_id, false).await
+    }
+
+    /// Reads a connection after making Nango refresh its token, for a token
+    /// that GitHub rejected although Nango reported it valid.
+    pub async fn get_connection_with_new_token(
+        &self,
+        connection_id: &ConnectionId,
+    ) -> Result<Connection, NangoError> {
+        self.fetch_connection(connection_id, true).await
+    }
+
+    async fn fetch_connection(
+        &self,
+        connection_id: &ConnectionId,
+        force_refresh: bool,
+    ) -> Result<Connection, NangoError> {
         let mut url = self.url(&["connections"]);
         url.set_path(&format!(
             "{}/{}",
@@ -176,6 +198,9 @@ impl NangoClient {
         ));
         url.query_pairs_mut()
             .append_pair("provider_config_key", &self.config.integration_id);
+        if force_refresh {
+            url.query_pairs_mut().append_pair("force_refresh", "true");
+        }
 
         let response = self
             .http
@@ -216,7 +241,10 @@ impl NangoClient {
 impl Connection {
     /// Returns the connection's owner: `tags.end_user_id`, else the older `end_user.id`.
     pub fn owner(&self) -> Option<&str> {
-        self.tags.get("end_user_id").or(self.end_user_id.as_ref()).map(String::as_str)
+        self.tags
+            .get("end_user_id")
+            .or(self.end_user_id.as_ref())
+            .map(String::as_str)
     }
 }
 

@@ -12,8 +12,9 @@ use wiremock::matchers::{method, path};
 use wiremock::{Mock, MockServer, ResponseTemplate};
 
 use crate::helpers::{
-    create_queue, create_store, dev_api_config, event, get_event, jwt_api_config, nango_client,
-    queued_messages, request, response_json, NANGO_KEY,
+    analyses_api, create_access_store, create_queue, create_store, dev_api_config, event,
+    get_event, jwt_api_config, nango_client, queued_messages, request, response_json, seed_owner,
+    NANGO_KEY,
 };
 
 struct TestApi {
@@ -21,19 +22,38 @@ struct TestApi {
     store: Arc<DynamoDbAnalysisStore>,
     sqs: aws_sdk_sqs::Client,
     queue_url: String,
+    /// Nango, kept running for owner look-ups that miss the access store.
+    _nango: MockServer,
 }
 
-async fn analyses_api() -> TestApi {
+/// The analyze API with `conn-user-123`, the sample events' connection, owned by `user-123`.
+async fn analyses_api_with_limit(max_analyses_per_hour: u32) -> TestApi {
     let (store, _, _) = create_store().await;
     let (sqs, queue_url) = create_queue().await;
     let store = Arc::new(store);
     let queue = Arc::new(SqsAnalysisQueue::new(sqs.clone(), &queue_url));
+    let access = create_access_store().await;
+    seed_owner(&access, "conn-user-123", "user-123").await;
+    let nango = MockServer::start().await;
+    let api = analyses_api(
+        store.clone(),
+        queue,
+        access,
+        &nango,
+        jwt_api_config(),
+        max_analyses_per_hour,
+    );
     TestApi {
-        api: AnalysesApi::new(store.clone(), queue, jwt_api_config()),
+        api,
         store,
         sqs,
         queue_url,
+        _nango: nango,
     }
+}
+
+async fn test_api() -> TestApi {
+    analyses_api_with_limit(30).await
 }
 
 fn with_subject(mut event: Value, subject: &str) -> Value {
@@ -43,7 +63,7 @@ fn with_subject(mut event: Value, subject: &str) -> Value {
 
 #[tokio::test]
 async fn analyze_accepts_and_queues() {
-    let test = analyses_api().await;
+    let test = test_api().await;
 
     let response = test.api.handle(request(&event("analyze-prs.json"))).await;
 
@@ -79,7 +99,7 @@ async fn analyze_accepts_and_queues() {
 
 #[tokio::test]
 async fn analyze_decodes_base64_body() {
-    let test = analyses_api().await;
+    let test = test_api().await;
 
     let response = test
         .api
@@ -108,7 +128,7 @@ async fn analyze_rejects_bad_input() {
         ("analyze-prs-wrong-content-type.json", 415, None),
         ("analyze-prs-unauthenticated.json", 401, None),
     ];
-    let test = analyses_api().await;
+    let test = test_api().await;
 
     for (file, status, field) in cases {
         let response = test.api.handle(request(&event(file))).await;
@@ -129,7 +149,7 @@ async fn analyze_rejects_bad_input() {
 
 #[tokio::test]
 async fn analyze_rejects_listed_repo_forms() {
-    let test = analyses_api().await;
+    let test = test_api().await;
     let template = event("analyze-prs.json");
 
     for repo in [
@@ -152,7 +172,7 @@ async fn analyze_rejects_listed_repo_forms() {
 
 #[tokio::test]
 async fn analyze_rejects_user_id_in_body() {
-    let test = analyses_api().await;
+    let test = test_api().await;
     let mut event = event("analyze-prs.json");
     event["body"] = json!(
         json!({"connectionId": "conn-1", "repo": "a/b", "userId": "someone-else"}).to_string()
@@ -166,7 +186,7 @@ async fn analyze_rejects_user_id_in_body() {
 
 #[tokio::test]
 async fn analyze_rejects_oversized_body() {
-    let test = analyses_api().await;
+    let test = test_api().await;
     let mut event = event("analyze-prs.json");
     event["body"] = json!(json!({"connectionId": "c".repeat(20_000), "repo": "a/b"}).to_string());
 
@@ -181,7 +201,17 @@ async fn analyze_marks_failed_when_queue_fails() {
     let (sqs, queue_url) = create_queue().await;
     let store = Arc::new(store);
     let broken_queue = Arc::new(SqsAnalysisQueue::new(sqs, format!("{queue_url}-missing")));
-    let api = AnalysesApi::new(store.clone(), broken_queue, jwt_api_config());
+    let access = create_access_store().await;
+    seed_owner(&access, "conn-user-123", "user-123").await;
+    let nango = MockServer::start().await;
+    let api = analyses_api(
+        store.clone(),
+        broken_queue,
+        access,
+        &nango,
+        jwt_api_config(),
+        30,
+    );
 
     let response = api.handle(request(&event("analyze-prs.json"))).await;
 
@@ -204,7 +234,7 @@ async fn analyze_marks_failed_when_queue_fails() {
 
 #[tokio::test]
 async fn get_returns_owner_analysis() {
-    let test = analyses_api().await;
+    let test = test_api().await;
     let accepted = test.api.handle(request(&event("analyze-prs.json"))).await;
     let id = response_json(&accepted)["id"]
         .as_str()
@@ -236,7 +266,7 @@ async fn get_returns_owner_analysis() {
 
 #[tokio::test]
 async fn get_hides_other_users_analysis() {
-    let test = analyses_api().await;
+    let test = test_api().await;
     let accepted = test.api.handle(request(&event("analyze-prs.json"))).await;
     let id = response_json(&accepted)["id"]
         .as_str()
@@ -261,7 +291,7 @@ async fn get_hides_other_users_analysis() {
 
 #[tokio::test]
 async fn routing_answers_unknown_and_wrong_method() {
-    let test = analyses_api().await;
+    let test = test_api().await;
 
     let unknown = test.api.handle(request(&event("unknown-path.json"))).await;
     let wrong_method = test.api.handle(request(&event("wrong-method.json"))).await;
@@ -278,7 +308,7 @@ async fn routing_answers_unknown_and_wrong_method() {
 
 #[tokio::test]
 async fn preflight_allows_listed_origin_only() {
-    let test = analyses_api().await;
+    let test = test_api().await;
     let allowed = event("preflight.json");
     let mut denied = allowed.clone();
     denied["headers"]["origin"] = json!("https://evil.example");
@@ -295,6 +325,10 @@ async fn preflight_allows_listed_origin_only() {
         .headers()
         .contains_key("access-control-allow-methods"));
     assert_eq!(allowed_response.headers()["vary"], "Origin");
+    assert_eq!(
+        allowed_response.headers()["access-control-expose-headers"],
+        "location"
+    );
     assert_eq!(denied_response.status(), StatusCode::NO_CONTENT);
     assert!(!denied_response
         .headers()
@@ -384,8 +418,18 @@ async fn dev_mode_reads_user_header() {
     let (sqs, queue_url) = create_queue().await;
     let store = Arc::new(store);
     let queue = Arc::new(SqsAnalysisQueue::new(sqs, &queue_url));
-    let dev_api = AnalysesApi::new(store.clone(), queue.clone(), dev_api_config());
-    let jwt_api = AnalysesApi::new(store, queue, jwt_api_config());
+    let access = create_access_store().await;
+    seed_owner(&access, "conn-user-123", "dev-user").await;
+    let nango = MockServer::start().await;
+    let dev_api = analyses_api(
+        store.clone(),
+        queue.clone(),
+        access.clone(),
+        &nango,
+        dev_api_config(),
+        30,
+    );
+    let jwt_api = analyses_api(store, queue, access, &nango, jwt_api_config(), 30);
     let mut with_header = event("analyze-prs-unauthenticated.json");
     with_header["headers"]["x-user-id"] = json!("dev-user");
     let mut without_header = with_header.clone();
@@ -401,4 +445,116 @@ async fn dev_mode_reads_user_header() {
     assert_eq!(dev_accepted.status(), StatusCode::ACCEPTED);
     assert_eq!(dev_rejected.status(), StatusCode::UNAUTHORIZED);
     assert_eq!(jwt_rejected.status(), StatusCode::UNAUTHORIZED);
+}
+
+fn with_idempotency_key(mut event: Value, key: &str, repo: &str) -> lambda_http::Request {
+    event["headers"]["idempotency-key"] = json!(key);
+    event["body"] = json!(json!({"connectionId": "conn-user-123", "repo": repo}).to_string());
+    request(&event)
+}
+
+#[tokio::test]
+async fn idempotency_key_replays_analysis() {
+    let test = test_api().await;
+    let template = event("analyze-prs.json");
+
+    let first = test
+        .api
+        .handle(with_idempotency_key(
+            template.clone(),
+            "key-1",
+            "octo-org/hello-world",
+        ))
+        .await;
+    let repeated = test
+        .api
+        .handle(with_idempotency_key(
+            template.clone(),
+            "key-1",
+            "octo-org/hello-world",
+        ))
+        .await;
+    let different = test
+        .api
+        .handle(with_idempotency_key(
+            template.clone(),
+            "key-1",
+            "octo-org/other",
+        ))
+        .await;
+    let other_user = test
+        .api
+        .handle(with_idempotency_key(
+            with_subject(template.clone(), "user-456"),
+            "key-1",
+            "octo-org/hello-world",
+        ))
+        .await;
+    let new_key = test
+        .api
+        .handle(with_idempotency_key(
+            template,
+            "key-2",
+            "octo-org/hello-world",
+        ))
+        .await;
+
+    assert_eq!(first.status(), StatusCode::ACCEPTED);
+    assert_eq!(repeated.status(), StatusCode::OK);
+    assert_eq!(response_json(&repeated)["id"], response_json(&first)["id"]);
+    assert_eq!(repeated.headers()["location"], first.headers()["location"]);
+    assert_eq!(different.status(), StatusCode::UNPROCESSABLE_ENTITY);
+    assert_eq!(
+        response_json(&different)["error"]["code"],
+        "idempotency_key_reused"
+    );
+    // user-456 does not own conn-user-123, so its request is refused but does not see user-123's key.
+    assert_eq!(other_user.status(), StatusCode::NOT_FOUND);
+    assert_eq!(new_key.status(), StatusCode::ACCEPTED);
+    assert_ne!(response_json(&new_key)["id"], response_json(&first)["id"]);
+    assert_eq!(queued_messages(&test.sqs, &test.queue_url).await.len(), 2);
+}
+
+#[tokio::test]
+async fn idempotency_key_released_after_rejection() {
+    let test = analyses_api_with_limit(1).await;
+    let template = event("analyze-prs.json");
+    test.api.handle(request(&template)).await;
+
+    let limited = test
+        .api
+        .handle(with_idempotency_key(
+            template.clone(),
+            "key-1",
+            "octo-org/hello-world",
+        ))
+        .await;
+    let invalid_key = test
+        .api
+        .handle(with_idempotency_key(
+            template,
+            "key with spaces",
+            "octo-org/hello-world",
+        ))
+        .await;
+
+    assert_eq!(limited.status(), StatusCode::TOO_MANY_REQUESTS);
+    assert_eq!(invalid_key.status(), StatusCode::BAD_REQUEST);
+    assert_eq!(
+        response_json(&invalid_key)["error"]["field"],
+        "Idempotency-Key"
+    );
+    let access_key_reused = test
+        .api
+        .handle(with_idempotency_key(
+            event("analyze-prs.json"),
+            "key-1",
+            "octo-org/other",
+        ))
+        .await;
+    assert_eq!(
+        access_key_reused.status(),
+        StatusCode::TOO_MANY_REQUESTS,
+        "a released key is free for another request"
+    );
 }

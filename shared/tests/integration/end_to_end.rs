@@ -5,17 +5,17 @@ use std::sync::Arc;
 
 use aws_lambda_events::event::sqs::SqsEvent;
 use lambda_http::http::StatusCode;
-use pr_digest::api::AnalysesApi;
 use pr_digest::queue::SqsAnalysisQueue;
-use pr_digest::worker::Worker;
+use pr_digest::worker::{Deadline, Worker};
 use serde_json::{json, Value};
 use wiremock::matchers::{method, path, query_param};
 use wiremock::{Mock, MockServer, ResponseTemplate};
 
 use crate::helpers::{
-    anthropic_client, anthropic_message_body, create_queue, create_store, event, failed_ids,
-    get_event, github_client, github_fixture, jwt_api_config, nango_client, nango_connection_body,
-    queued_messages, recorded_response, request, response_json, worker_config,
+    analyses_api, anthropic_client, anthropic_message_body, create_access_store, create_queue,
+    create_store, event, failed_ids, get_event, github_client, github_fixture, jwt_api_config,
+    nango_client, nango_connection_body, queued_messages, recorded_response, request,
+    response_json, seed_owner, worker_config,
 };
 
 const SUMMARY: &str = "## Features\n- #1033 Add support for draft pull requests (dev-01)";
@@ -25,13 +25,19 @@ async fn run_pipeline(server: &MockServer, repo: &str) -> Value {
     let (store, _, _) = create_store().await;
     let (sqs, queue_url) = create_queue().await;
     let store = Arc::new(store);
-    let api = AnalysesApi::new(
+    let access = create_access_store().await;
+    seed_owner(&access, "conn-user-123", "user-123").await;
+    let api = analyses_api(
         store.clone(),
         Arc::new(SqsAnalysisQueue::new(sqs.clone(), &queue_url)),
+        access,
+        server,
         jwt_api_config(),
+        30,
     );
     let worker = Worker::new(
         store,
+        std::sync::Arc::new(crate::helpers::RecordedRedelivery::default()),
         nango_client(server),
         github_client(server, 200),
         anthropic_client(server),
@@ -50,7 +56,10 @@ async fn run_pipeline(server: &MockServer, repo: &str) -> Value {
     let messages = queued_messages(&sqs, &queue_url).await;
     assert_eq!(messages.len(), 1);
     let sqs_event = sqs_event_from(&messages, &queue_url);
-    let batch = worker.handle_batch(sqs_event).await.expect("batch handled");
+    let batch = worker
+        .handle_batch(sqs_event, Deadline::none())
+        .await
+        .expect("batch handled");
     assert!(failed_ids(&batch).is_empty());
 
     let get = get_event(&id);

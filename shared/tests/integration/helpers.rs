@@ -11,11 +11,12 @@ use pr_digest::config::{
     AnthropicConfig, ApiConfig, AuthMode, Environment, GithubConfig, HttpTimeouts, NangoConfig,
     WorkerConfig,
 };
+use pr_digest::queue::{QueueError, Redelivery};
 use pr_digest::store::DynamoDbAnalysisStore;
 use pr_digest::upstream::anthropic::AnthropicClient;
 use pr_digest::upstream::github::GithubClient;
 use pr_digest::upstream::nango::NangoClient;
-use pr_digest::worker::Worker;
+use pr_digest::worker::{RetryPolicy, Worker};
 use secrecy::SecretString;
 use serde_json::Value;
 use wiremock::MockServer;
@@ -115,8 +116,13 @@ pub fn fast_timeouts() -> HttpTimeouts {
 }
 
 pub fn nango_client(server: &MockServer) -> NangoClient {
+    nango_client_at(&server.uri())
+}
+
+/// A Nango client for `base_url`, such as a port where nothing listens.
+pub fn nango_client_at(base_url: &str) -> NangoClient {
     NangoClient::new(NangoConfig {
-        base_url: server.uri().parse().expect("mock URL"),
+        base_url: base_url.parse().expect("mock URL"),
         secret_key: SecretString::from(NANGO_KEY),
         integration_id: INTEGRATION_ID.into(),
         timeouts: fast_timeouts(),
@@ -125,8 +131,13 @@ pub fn nango_client(server: &MockServer) -> NangoClient {
 }
 
 pub fn github_client(server: &MockServer, max_pull_requests: usize) -> GithubClient {
+    github_client_at(&server.uri(), max_pull_requests)
+}
+
+/// A GitHub client for `base_url`.
+pub fn github_client_at(base_url: &str, max_pull_requests: usize) -> GithubClient {
     GithubClient::new(GithubConfig {
-        api_url: server.uri().parse().expect("mock URL"),
+        api_url: base_url.parse().expect("mock URL"),
         max_pull_requests,
         timeouts: fast_timeouts(),
     })
@@ -134,30 +145,87 @@ pub fn github_client(server: &MockServer, max_pull_requests: usize) -> GithubCli
 }
 
 pub fn anthropic_client(server: &MockServer) -> AnthropicClient {
+    anthropic_client_at(&server.uri())
+}
+
+/// An Anthropic client for `base_url`.
+pub fn anthropic_client_at(base_url: &str) -> AnthropicClient {
     let env = Environment::from_pairs([]);
     let mut config =
         AnthropicConfig::from_env(&env, SecretString::from(ANTHROPIC_KEY)).expect("defaults");
-    config.base_url = server.uri().parse().expect("mock URL");
+    config.base_url = base_url.parse().expect("mock URL");
     config.timeouts = fast_timeouts();
     AnthropicClient::new(config).expect("client builds")
 }
 
+/// Worker settings with millisecond backoffs, so retry tests run fast.
 pub fn worker_config() -> WorkerConfig {
-    WorkerConfig::from_env(&Environment::from_pairs([])).expect("defaults")
+    let mut config = WorkerConfig::from_env(&Environment::from_pairs([])).expect("defaults");
+    config.retry = RetryPolicy {
+        in_invocation_retries: 2,
+        max_in_invocation_wait: std::time::Duration::from_secs(1),
+        base_backoff: std::time::Duration::from_millis(10),
+        max_backoff: std::time::Duration::from_millis(40),
+        base_requeue_delay: std::time::Duration::from_secs(30),
+        max_requeue_delay: std::time::Duration::from_secs(900),
+    };
+    config
+}
+
+/// A [`Redelivery`] that records every postponement instead of calling SQS.
+#[derive(Default)]
+pub struct RecordedRedelivery {
+    pub postponed: std::sync::Mutex<Vec<(String, std::time::Duration)>>,
+}
+
+impl RecordedRedelivery {
+    pub fn delays(&self) -> Vec<std::time::Duration> {
+        self.postponed
+            .lock()
+            .expect("not poisoned")
+            .iter()
+            .map(|(_, delay)| *delay)
+            .collect()
+    }
+}
+
+#[async_trait::async_trait]
+impl Redelivery for RecordedRedelivery {
+    async fn postpone(
+        &self,
+        receipt_handle: &str,
+        delay: std::time::Duration,
+    ) -> Result<(), QueueError> {
+        self.postponed
+            .lock()
+            .expect("not poisoned")
+            .push((receipt_handle.to_owned(), delay));
+        Ok(())
+    }
 }
 
 /// A worker whose three upstreams are the same wiremock server, on a fresh moto table.
 pub async fn worker_on(server: &MockServer) -> (Worker, Arc<DynamoDbAnalysisStore>) {
+    let (worker, store, _) = worker_recording(server).await;
+    (worker, store)
+}
+
+/// Like [`worker_on`], also returning the postponements the worker asked for.
+pub async fn worker_recording(
+    server: &MockServer,
+) -> (Worker, Arc<DynamoDbAnalysisStore>, Arc<RecordedRedelivery>) {
     let (store, _, _) = create_store().await;
     let store = Arc::new(store);
+    let redelivery = Arc::new(RecordedRedelivery::default());
     let worker = Worker::new(
         store.clone(),
+        redelivery.clone(),
         nango_client(server),
         github_client(server, 200),
         anthropic_client(server),
         worker_config(),
     );
-    (worker, store)
+    (worker, store, redelivery)
 }
 
 pub fn dev_api_config() -> ApiConfig {
@@ -319,4 +387,73 @@ pub fn get_event(id: &str) -> Value {
     }
     event["pathParameters"]["id"] = serde_json::json!(id);
     event
+}
+
+/// Creates a fresh access table (connection owners and quotas) on moto.
+pub async fn create_access_store() -> Arc<pr_digest::access::DynamoDbAccessStore> {
+    let client = aws_sdk_dynamodb::Client::new(&sdk_config().await);
+    let table = unique_name("access");
+    client
+        .create_table()
+        .table_name(&table)
+        .billing_mode(BillingMode::PayPerRequest)
+        .attribute_definitions(
+            AttributeDefinition::builder()
+                .attribute_name("pk")
+                .attribute_type(ScalarAttributeType::S)
+                .build()
+                .expect("valid"),
+        )
+        .key_schema(
+            KeySchemaElement::builder()
+                .attribute_name("pk")
+                .key_type(KeyType::Hash)
+                .build()
+                .expect("valid"),
+        )
+        .send()
+        .await
+        .expect("moto creates the table");
+    Arc::new(pr_digest::access::DynamoDbAccessStore::new(
+        client, table, 30,
+    ))
+}
+
+/// Records `owner` as the verified owner of an active connection.
+pub async fn seed_owner(
+    access: &pr_digest::access::DynamoDbAccessStore,
+    connection_id: &str,
+    owner: &str,
+) {
+    use pr_digest::access::{AccessStore, ConnectionRecord, ConnectionStatus};
+    let record = ConnectionRecord {
+        connection_id: pr_digest::domain::ConnectionId::parse(connection_id).expect("valid"),
+        integration_id: INTEGRATION_ID.into(),
+        owner: pr_digest::domain::UserId::parse(owner).expect("valid"),
+        status: ConnectionStatus::Active,
+    };
+    access
+        .put_connection(&record, time::OffsetDateTime::now_utc())
+        .await
+        .expect("seeded");
+}
+
+/// The analyze API on the given store and queue, checking owners in `access`
+/// and asking the Nango mock `nango` on a miss.
+pub fn analyses_api(
+    store: Arc<dyn pr_digest::store::AnalysisStore>,
+    queue: Arc<dyn pr_digest::queue::AnalysisQueue>,
+    access: Arc<pr_digest::access::DynamoDbAccessStore>,
+    nango: &MockServer,
+    config: ApiConfig,
+    max_analyses_per_hour: u32,
+) -> pr_digest::api::AnalysesApi {
+    use pr_digest::access::{AnalysisQuota, ConnectionOwnership};
+    pr_digest::api::AnalysesApi::new(
+        store,
+        queue,
+        ConnectionOwnership::new(access.clone(), nango_client(nango)),
+        AnalysisQuota::new(access, max_analyses_per_hour),
+        config,
+    )
 }

@@ -4,9 +4,13 @@
 mod anthropic;
 mod api;
 mod end_to_end;
+mod failure_matrix;
 mod github;
 mod helpers;
 mod nango;
+mod ownership;
 mod queue;
+mod soak;
 mod store;
+mod webhook;
 mod worker;

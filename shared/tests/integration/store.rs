@@ -5,7 +5,7 @@ use pr_digest::domain::{
     Analysis, AnalysisError, AnalysisId, AnalysisResult, AnalysisStatus, ConnectionId, FailureCode,
     RepositoryName, TokenUsage, UserId,
 };
-use pr_digest::store::{AnalysisStore, StoreError};
+use pr_digest::store::{AnalysisStore, AttemptOutcome, StoreError};
 use time::{Duration, OffsetDateTime};
 
 use crate::helpers::create_store;
@@ -98,32 +98,57 @@ async fn get_missing_returns_none() {
     assert!(missing.is_none());
 }
 
+const LEASE: Duration = Duration::seconds(60);
+
 #[tokio::test]
-async fn start_attempt_counts_attempts() {
+async fn claim_counts_attempts() {
     let (store, _, _) = create_store().await;
     let analysis = new_analysis();
     store.create(&analysis).await.expect("created");
+    let now = OffsetDateTime::now_utc();
 
     let first = store
-        .start_attempt(&analysis.id, OffsetDateTime::now_utc())
+        .claim(&analysis.id, LEASE, now)
         .await
-        .expect("started");
+        .expect("claimed");
+    let next_attempt_at = now + Duration::seconds(30);
+    let error = failure(FailureCode::ModelUnavailable);
+    let retrying = AttemptOutcome::Retrying {
+        error: &error,
+        next_attempt_at,
+    };
+    store
+        .record_outcome(&analysis.id, &first.lease_token, retrying, now)
+        .await
+        .expect("retrying");
+    let between = store
+        .get(&analysis.id)
+        .await
+        .expect("read")
+        .expect("present");
     let second = store
-        .start_attempt(&analysis.id, OffsetDateTime::now_utc())
+        .claim(&analysis.id, LEASE, now)
         .await
-        .expect("started again");
+        .expect("claimed again");
 
-    assert_eq!(first.status, AnalysisStatus::Running);
-    assert_eq!(first.attempts, 1);
-    assert_eq!(second.attempts, 2);
+    assert_eq!(first.analysis.status, AnalysisStatus::Running);
+    assert_eq!(first.analysis.attempts, 1);
+    assert_eq!(between.status, AnalysisStatus::Retrying);
+    assert_eq!(between.error, Some(failure(FailureCode::ModelUnavailable)));
+    assert_eq!(
+        between.next_attempt_at.map(|t| t.unix_timestamp()),
+        Some(next_attempt_at.unix_timestamp())
+    );
+    assert_eq!(second.analysis.attempts, 2);
+    assert_ne!(first.lease_token, second.lease_token);
 }
 
 #[tokio::test]
-async fn start_attempt_on_missing_is_not_found() {
+async fn claim_on_missing_is_not_found() {
     let (store, _, _) = create_store().await;
 
     let error = store
-        .start_attempt(&AnalysisId::generate(), OffsetDateTime::now_utc())
+        .claim(&AnalysisId::generate(), LEASE, OffsetDateTime::now_utc())
         .await
         .expect_err("missing");
 
@@ -131,44 +156,76 @@ async fn start_attempt_on_missing_is_not_found() {
 }
 
 #[tokio::test]
-async fn retry_then_complete_stores_result() {
+async fn claim_rejects_live_lease() {
     let (store, _, _) = create_store().await;
     let analysis = new_analysis();
     store.create(&analysis).await.expect("created");
+    let now = OffsetDateTime::now_utc();
     store
-        .start_attempt(&analysis.id, OffsetDateTime::now_utc())
+        .claim(&analysis.id, LEASE, now)
         .await
-        .expect("started");
+        .expect("claimed");
 
-    store
-        .record_retry(
+    let error = store
+        .claim(&analysis.id, LEASE, now)
+        .await
+        .expect_err("leased");
+    let stored = store
+        .get(&analysis.id)
+        .await
+        .expect("read")
+        .expect("present");
+
+    assert!(
+        matches!(error, StoreError::Leased { until, .. } if until.unix_timestamp() == (now + LEASE).unix_timestamp())
+    );
+    assert_eq!(stored.attempts, 1);
+}
+
+#[tokio::test]
+async fn expired_lease_is_taken_over() {
+    let (store, _, _) = create_store().await;
+    let analysis = new_analysis();
+    store.create(&analysis).await.expect("created");
+    let now = OffsetDateTime::now_utc();
+    let crashed = store
+        .claim(&analysis.id, LEASE, now)
+        .await
+        .expect("claimed");
+
+    let later = now + LEASE + Duration::seconds(1);
+    let takeover = store
+        .claim(&analysis.id, LEASE, later)
+        .await
+        .expect("expired lease taken over");
+    let late_write = store
+        .record_outcome(
             &analysis.id,
-            &failure(FailureCode::ModelUnavailable),
-            OffsetDateTime::now_utc(),
+            &crashed.lease_token,
+            AttemptOutcome::Succeeded(&result()),
+            later,
+        )
+        .await;
+    store
+        .record_outcome(
+            &analysis.id,
+            &takeover.lease_token,
+            AttemptOutcome::Succeeded(&result()),
+            later,
         )
         .await
-        .expect("retrying");
-    let retrying = store
-        .get(&analysis.id)
-        .await
-        .expect("read")
-        .expect("present");
-    store
-        .complete(&analysis.id, &result(), OffsetDateTime::now_utc())
-        .await
-        .expect("completed");
-    let done = store
+        .expect("recorded");
+    let stored = store
         .get(&analysis.id)
         .await
         .expect("read")
         .expect("present");
 
-    assert_eq!(retrying.status, AnalysisStatus::Retrying);
-    assert_eq!(retrying.error, Some(failure(FailureCode::ModelUnavailable)));
-    assert_eq!(done.status, AnalysisStatus::Succeeded);
-    assert_eq!(done.result, Some(result()));
-    assert_eq!(done.error, None);
-    assert_eq!(done.attempts, 1);
+    assert!(matches!(late_write, Err(StoreError::LeaseLost(_))));
+    assert_eq!(takeover.analysis.attempts, 2);
+    assert_eq!(stored.status, AnalysisStatus::Succeeded);
+    assert_eq!(stored.result, Some(result()));
+    assert_eq!(stored.error, None);
 }
 
 #[tokio::test]
@@ -176,34 +233,34 @@ async fn finished_analysis_never_changes() {
     let (store, _, _) = create_store().await;
     let analysis = new_analysis();
     store.create(&analysis).await.expect("created");
+    let now = OffsetDateTime::now_utc();
+    let claim = store
+        .claim(&analysis.id, LEASE, now)
+        .await
+        .expect("claimed");
+    let not_found = failure(FailureCode::RepoNotFound);
     store
-        .fail(
+        .record_outcome(
             &analysis.id,
-            &failure(FailureCode::RepoNotFound),
-            OffsetDateTime::now_utc(),
+            &claim.lease_token,
+            AttemptOutcome::Failed(&not_found),
+            now,
         )
         .await
         .expect("failed");
 
+    let later = now + LEASE + Duration::seconds(1);
     let complete = store
-        .complete(&analysis.id, &result(), OffsetDateTime::now_utc())
+        .record_outcome(
+            &analysis.id,
+            &claim.lease_token,
+            AttemptOutcome::Succeeded(&result()),
+            now,
+        )
         .await;
+    let claim_again = store.claim(&analysis.id, LEASE, later).await;
     let fail_again = store
-        .fail(
-            &analysis.id,
-            &failure(FailureCode::UpstreamTimeout),
-            OffsetDateTime::now_utc(),
-        )
-        .await;
-    let retry = store
-        .record_retry(
-            &analysis.id,
-            &failure(FailureCode::UpstreamTimeout),
-            OffsetDateTime::now_utc(),
-        )
-        .await;
-    let start = store
-        .start_attempt(&analysis.id, OffsetDateTime::now_utc())
+        .fail_unclaimed(&analysis.id, &failure(FailureCode::EnqueueFailed), now)
         .await;
     let stored = store
         .get(&analysis.id)
@@ -212,11 +269,45 @@ async fn finished_analysis_never_changes() {
         .expect("present");
 
     assert!(matches!(complete, Err(StoreError::AlreadyFinished(_))));
+    assert!(matches!(claim_again, Err(StoreError::AlreadyFinished(_))));
     assert!(matches!(fail_again, Err(StoreError::AlreadyFinished(_))));
-    assert!(matches!(retry, Err(StoreError::AlreadyFinished(_))));
-    assert!(matches!(start, Err(StoreError::AlreadyFinished(_))));
     assert_eq!(stored.status, AnalysisStatus::Failed);
-    assert_eq!(stored.error, Some(failure(FailureCode::RepoNotFound)));
+    assert_eq!(stored.error, Some(not_found));
+    assert_eq!(stored.attempts, 1);
+}
+
+#[tokio::test]
+async fn fail_unclaimed_marks_queued_analysis() {
+    let (store, _, _) = create_store().await;
+    let queued = new_analysis();
+    let leased = new_analysis();
+    store.create(&queued).await.expect("created");
+    store.create(&leased).await.expect("created");
+    store
+        .claim(&leased.id, LEASE, OffsetDateTime::now_utc())
+        .await
+        .expect("claimed");
+
+    store
+        .fail_unclaimed(
+            &queued.id,
+            &failure(FailureCode::EnqueueFailed),
+            OffsetDateTime::now_utc(),
+        )
+        .await
+        .expect("failed");
+    let refused = store
+        .fail_unclaimed(
+            &leased.id,
+            &failure(FailureCode::EnqueueFailed),
+            OffsetDateTime::now_utc(),
+        )
+        .await;
+    let stored = store.get(&queued.id).await.expect("read").expect("present");
+
+    assert_eq!(stored.status, AnalysisStatus::Failed);
+    assert_eq!(stored.error, Some(failure(FailureCode::EnqueueFailed)));
+    assert!(matches!(refused, Err(StoreError::Leased { .. })));
 }
 
 #[tokio::test]
@@ -232,9 +323,18 @@ async fn complete_without_model_reads_back() {
         usage: TokenUsage::default(),
         summary: "No open pull requests.".into(),
     };
+    let claim = store
+        .claim(&analysis.id, LEASE, OffsetDateTime::now_utc())
+        .await
+        .expect("claimed");
 
     store
-        .complete(&analysis.id, &empty, OffsetDateTime::now_utc())
+        .record_outcome(
+            &analysis.id,
+            &claim.lease_token,
+            AttemptOutcome::Succeeded(&empty),
+            OffsetDateTime::now_utc(),
+        )
         .await
         .expect("completed");
     let stored = store
@@ -244,6 +344,7 @@ async fn complete_without_model_reads_back() {
         .expect("present");
 
     assert_eq!(stored.result, Some(empty));
+    assert_eq!(stored.status, AnalysisStatus::Succeeded);
 }
 
 #[tokio::test]

@@ -1,15 +1,16 @@
 //! Creates the local AWS resources on the endpoint in `AWS_ENDPOINT_URL`
-//! (moto server in local runs): the analysis queue with its dead-letter queue
-//! and the analyses table. Running it again keeps what exists and reapplies
-//! the queue attributes.
+//! (moto server in local runs): the analysis queue with its dead-letter queue,
+//! the analyses table and the access table (connection owners and quotas).
+//! Running it again keeps what exists and reapplies the queue attributes.
 //!
 //! Prints `ANALYSIS_QUEUE_URL=<url>` as the only line on stdout, so a script
 //! can capture it. Logs go to stderr.
 //!
 //! Environment: `LOCAL_QUEUE_NAME` (default `pr-digest-analyses`, with the
 //! dead-letter queue `<name>-dlq`), `ANALYSES_TABLE` (default
-//! `pr-digest-analyses`), `LOCAL_VISIBILITY_TIMEOUT_SECONDS` (default 10) and
-//! `MAX_ATTEMPTS` (the redrive policy's `maxReceiveCount`, default 5).
+//! `pr-digest-analyses`), `ACCESS_TABLE` (default `pr-digest-access`),
+//! `LOCAL_VISIBILITY_TIMEOUT_SECONDS` (default 10) and `MAX_ATTEMPTS` (the
+//! redrive policy's `maxReceiveCount`, default 5).
 
 use std::process::ExitCode;
 
@@ -23,10 +24,12 @@ use pr_digest::aws;
 use pr_digest::config::{ConfigError, Environment};
 use serde_json::json;
 
-/// The attribute that DynamoDB's TTL reads, in Unix seconds, as the store writes it.
+/// The attribute that DynamoDB's TTL reads, in Unix seconds, as both stores write it.
 const TTL_ATTRIBUTE: &str = "expiresAt";
-/// The table's partition key.
-const KEY_ATTRIBUTE: &str = "id";
+/// The analyses table's partition key.
+const ANALYSES_KEY_ATTRIBUTE: &str = "id";
+/// The access table's partition key.
+const ACCESS_KEY_ATTRIBUTE: &str = "pk";
 
 #[derive(Debug, thiserror::Error)]
 enum SetupError {
@@ -47,6 +50,7 @@ struct Settings {
     queue_name: String,
     dead_letter_queue_name: String,
     table_name: String,
+    access_table_name: String,
     visibility_timeout_seconds: u32,
     max_receive_count: u32,
 }
@@ -83,6 +87,9 @@ impl Settings {
             table_name: env
                 .get("ANALYSES_TABLE")
                 .unwrap_or_else(|| String::from("pr-digest-analyses")),
+            access_table_name: env
+                .get("ACCESS_TABLE")
+                .unwrap_or_else(|| String::from("pr-digest-access")),
             visibility_timeout_seconds,
             max_receive_count,
         })
@@ -111,8 +118,10 @@ async fn run() -> Result<String, SetupError> {
     let dynamodb = aws_sdk_dynamodb::Client::new(&sdk_config);
 
     let queue_url = create_queues(&sqs, &settings).await?;
-    create_table(&dynamodb, &settings.table_name).await?;
+    create_table(&dynamodb, &settings.table_name, ANALYSES_KEY_ATTRIBUTE).await?;
     enable_ttl(&dynamodb, &settings.table_name).await;
+    create_table(&dynamodb, &settings.access_table_name, ACCESS_KEY_ATTRIBUTE).await?;
+    enable_ttl(&dynamodb, &settings.access_table_name).await;
     Ok(queue_url)
 }
 
@@ -199,19 +208,23 @@ async fn queue_arn(
         })
 }
 
-/// Creates the table keyed by `id` (string) with on-demand billing, unless it exists.
-async fn create_table(dynamodb: &aws_sdk_dynamodb::Client, table: &str) -> Result<(), SetupError> {
+/// Creates a table keyed by the string attribute `key` with on-demand billing, unless it exists.
+async fn create_table(
+    dynamodb: &aws_sdk_dynamodb::Client,
+    table: &str,
+    key: &str,
+) -> Result<(), SetupError> {
     let create_error = |reason: String| SetupError::CreateTable {
         table: table.to_owned(),
         reason,
     };
     let key_definition = AttributeDefinition::builder()
-        .attribute_name(KEY_ATTRIBUTE)
+        .attribute_name(key)
         .attribute_type(ScalarAttributeType::S)
         .build()
         .map_err(|error| create_error(error.to_string()))?;
     let key_schema = KeySchemaElement::builder()
-        .attribute_name(KEY_ATTRIBUTE)
+        .attribute_name(key)
         .key_type(KeyType::Hash)
         .build()
         .map_err(|error| create_error(error.to_string()))?;
@@ -239,7 +252,7 @@ async fn create_table(dynamodb: &aws_sdk_dynamodb::Client, table: &str) -> Resul
 }
 
 /// Enables TTL on [`TTL_ATTRIBUTE`]. Failures only warn, because an emulator
-/// may not support TTL and analyses then simply stay until deleted.
+/// may not support TTL and items then simply stay until deleted.
 async fn enable_ttl(dynamodb: &aws_sdk_dynamodb::Client, table: &str) {
     let current = dynamodb
         .describe_time_to_live()
@@ -283,7 +296,7 @@ async fn enable_ttl(dynamodb: &aws_sdk_dynamodb::Client, table: &str) {
         Err(error) => tracing::warn!(
             %table,
             error = %DisplayErrorContext(&error),
-            "enabling DynamoDB TTL failed; analyses will not expire on this endpoint"
+            "enabling DynamoDB TTL failed; items will not expire on this endpoint"
         ),
     }
 }
