@@ -25,6 +25,9 @@ use crate::helpers::{
     INTEGRATION_ID, NANGO_KEY,
 };
 
+/// The signing key of the sample webhook in `events/nango-webhook.json`.
+const WEBHOOK_KEY: &str = "test-webhook-secret";
+
 struct Setup {
     api: pr_digest::api::AnalysesApi,
     access: Arc<pr_digest::access::DynamoDbAccessStore>,
@@ -341,7 +344,8 @@ async fn logs_contain_no_secrets() {
         }})))
         .mount(&server)
         .await;
-    mount_connection(&server, "conn-user-123", "user-123", 2).await;
+    // The webhook records the owner, so only the worker asks Nango for the connection.
+    mount_connection(&server, "conn-user-123", "user-123", 1).await;
     Mock::given(path("/repos/octo-org/hello-world/pulls"))
         .respond_with(recorded_response(
             &github_fixture("open-prs-11.json"),
@@ -360,6 +364,7 @@ async fn logs_contain_no_secrets() {
     let (store, _, _) = create_store().await;
     let (sqs, queue_url) = create_queue().await;
     let access = create_access_store().await;
+    let access_for_webhook = access.clone();
     let store: Arc<DynamoDbAnalysisStore> = Arc::new(store);
     let queue = Arc::new(SqsAnalysisQueue::new(sqs.clone(), &queue_url));
     let api = analyses_api(store.clone(), queue, access, &server, jwt_api_config(), 30);
@@ -373,6 +378,12 @@ async fn logs_contain_no_secrets() {
         worker_config(),
     );
 
+    let webhooks = pr_digest::api::NangoWebhookApi::new(
+        access_for_webhook,
+        secrecy::SecretString::from(WEBHOOK_KEY),
+        INTEGRATION_ID,
+    );
+    let delivery = webhooks.handle(request(&event("nango-webhook.json"))).await;
     let session = sessions.handle(request(&event("nango-session.json"))).await;
     let accepted = api.handle(request(&event("analyze-prs.json"))).await;
     let id = response_json(&accepted)["id"]
@@ -387,6 +398,7 @@ async fn logs_contain_no_secrets() {
         .expect("batch handled");
     let status = api.handle(request(&get_event(&id))).await;
 
+    assert_eq!(delivery.status(), StatusCode::OK);
     assert_eq!(session.status(), StatusCode::CREATED);
     assert_eq!(response_json(&status)["status"], "succeeded");
     let captured = String::from_utf8(logs.0.lock().expect("buffer").clone()).expect("UTF-8 logs");
@@ -394,7 +406,18 @@ async fn logs_contain_no_secrets() {
         captured.contains(&id),
         "the capture must include the run's log lines"
     );
-    for secret in [NANGO_KEY, ANTHROPIC_KEY, GITHUB_TOKEN, session_token] {
+    let signature = event("nango-webhook.json")["headers"]["x-nango-hmac-sha256"]
+        .as_str()
+        .expect("signed")
+        .to_owned();
+    for secret in [
+        NANGO_KEY,
+        ANTHROPIC_KEY,
+        GITHUB_TOKEN,
+        session_token,
+        WEBHOOK_KEY,
+        signature.as_str(),
+    ] {
         assert!(!captured.contains(secret), "a secret appears in the logs");
     }
 }
