@@ -7,7 +7,7 @@ use aws_sdk_dynamodb::types::{AttributeValue, ReturnValue};
 use aws_sdk_dynamodb::Client;
 use time::{Duration, OffsetDateTime};
 
-use super::item::{attr, from_item, number, timestamp, to_item};
+use super::item::{attr, from_item, number, timestamp, to_item, Item};
 use super::{AnalysisStore, AttemptOutcome, Claim, StoreError};
 use crate::domain::{Analysis, AnalysisError, AnalysisId, AnalysisStatus};
 
@@ -54,11 +54,8 @@ impl DynamoDbAnalysisStore {
             .expression_attribute_values(":failed", status_value(AnalysisStatus::Failed))
     }
 
-    /// Reads the item after a failed condition to say why the write was refused.
-    async fn explain_condition_failure(
-        &self,
-        id: &AnalysisId,
-    ) -> Result<ConditionFailure, StoreError> {
+    /// Reads an analysis item with a strongly consistent read.
+    async fn read_item(&self, id: &AnalysisId) -> Result<Option<Item>, StoreError> {
         let output = self
             .client
             .get_item()
@@ -68,7 +65,15 @@ impl DynamoDbAnalysisStore {
             .send()
             .await
             .map_err(backend)?;
-        let Some(item) = output.item else {
+        Ok(output.item)
+    }
+
+    /// Reads the item after a failed condition to tell why the write was rejected.
+    async fn explain_condition_failure(
+        &self,
+        id: &AnalysisId,
+    ) -> Result<ConditionFailure, StoreError> {
+        let Some(item) = self.read_item(id).await? else {
             return Ok(ConditionFailure::Missing);
         };
 
@@ -142,16 +147,11 @@ impl AnalysisStore for DynamoDbAnalysisStore {
     }
 
     async fn get(&self, id: &AnalysisId) -> Result<Option<Analysis>, StoreError> {
-        let output = self
-            .client
-            .get_item()
-            .table_name(&self.table_name)
-            .key(attr::ID, AttributeValue::S(id.to_string()))
-            .consistent_read(true)
-            .send()
-            .await
-            .map_err(backend)?;
-        output.item.as_ref().map(from_item).transpose()
+        self.read_item(id)
+            .await?
+            .as_ref()
+            .map(from_item)
+            .transpose()
     }
 
     async fn claim(

@@ -53,24 +53,24 @@ fn unique_name(prefix: &str) -> String {
     format!("{prefix}-{}", uuid::Uuid::new_v4().simple())
 }
 
-/// Creates a fresh analyses table on moto and returns a store on it.
-pub async fn create_store() -> (DynamoDbAnalysisStore, aws_sdk_dynamodb::Client, String) {
+/// Creates a fresh on-demand table on moto whose partition key is the string `key`.
+pub async fn create_table(prefix: &str, key: &str) -> (aws_sdk_dynamodb::Client, String) {
     let client = aws_sdk_dynamodb::Client::new(&sdk_config().await);
-    let table = unique_name("analyses");
+    let table = unique_name(prefix);
     client
         .create_table()
         .table_name(&table)
         .billing_mode(BillingMode::PayPerRequest)
         .attribute_definitions(
             AttributeDefinition::builder()
-                .attribute_name("id")
+                .attribute_name(key)
                 .attribute_type(ScalarAttributeType::S)
                 .build()
                 .expect("valid"),
         )
         .key_schema(
             KeySchemaElement::builder()
-                .attribute_name("id")
+                .attribute_name(key)
                 .key_type(KeyType::Hash)
                 .build()
                 .expect("valid"),
@@ -78,6 +78,12 @@ pub async fn create_store() -> (DynamoDbAnalysisStore, aws_sdk_dynamodb::Client,
         .send()
         .await
         .expect("moto creates the table");
+    (client, table)
+}
+
+/// Creates a fresh analyses table on moto and returns a store on it.
+pub async fn create_store() -> (DynamoDbAnalysisStore, aws_sdk_dynamodb::Client, String) {
+    let (client, table) = create_table("analyses", "id").await;
     (
         DynamoDbAnalysisStore::new(client.clone(), &table, 30),
         client,
@@ -391,29 +397,7 @@ pub fn get_event(id: &str) -> Value {
 
 /// Creates a fresh access table (connection owners and quotas) on moto.
 pub async fn create_access_store() -> Arc<pr_digest::access::DynamoDbAccessStore> {
-    let client = aws_sdk_dynamodb::Client::new(&sdk_config().await);
-    let table = unique_name("access");
-    client
-        .create_table()
-        .table_name(&table)
-        .billing_mode(BillingMode::PayPerRequest)
-        .attribute_definitions(
-            AttributeDefinition::builder()
-                .attribute_name("pk")
-                .attribute_type(ScalarAttributeType::S)
-                .build()
-                .expect("valid"),
-        )
-        .key_schema(
-            KeySchemaElement::builder()
-                .attribute_name("pk")
-                .key_type(KeyType::Hash)
-                .build()
-                .expect("valid"),
-        )
-        .send()
-        .await
-        .expect("moto creates the table");
+    let (client, table) = create_table("access", "pk").await;
     Arc::new(pr_digest::access::DynamoDbAccessStore::new(
         client, table, 30,
     ))

@@ -3,10 +3,7 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use aws_sdk_dynamodb::types::{
-    AttributeDefinition, AttributeValue, BillingMode, KeySchemaElement, KeyType,
-    ScalarAttributeType,
-};
+use aws_sdk_dynamodb::types::AttributeValue;
 use base64::Engine as _;
 use hmac::{Hmac, KeyInit, Mac};
 use lambda_http::http::StatusCode;
@@ -19,7 +16,7 @@ use serde_json::{json, Value};
 use sha2::Digest as _;
 use time::OffsetDateTime;
 
-use crate::helpers::{event, request, response_json, sdk_config, INTEGRATION_ID};
+use crate::helpers::{event, request, response_json, INTEGRATION_ID};
 
 /// The signing key that `events/nango-webhook.json` is signed with.
 const WEBHOOK_KEY: &str = "test-webhook-secret";
@@ -80,30 +77,7 @@ impl TestWebhook {
 
 /// Creates a fresh access table (key `pk`, a string) on moto.
 async fn create_access_table() -> (aws_sdk_dynamodb::Client, String) {
-    let client = aws_sdk_dynamodb::Client::new(&sdk_config().await);
-    let table = format!("access-{}", uuid::Uuid::new_v4().simple());
-    client
-        .create_table()
-        .table_name(&table)
-        .billing_mode(BillingMode::PayPerRequest)
-        .attribute_definitions(
-            AttributeDefinition::builder()
-                .attribute_name("pk")
-                .attribute_type(ScalarAttributeType::S)
-                .build()
-                .expect("valid"),
-        )
-        .key_schema(
-            KeySchemaElement::builder()
-                .attribute_name("pk")
-                .key_type(KeyType::Hash)
-                .build()
-                .expect("valid"),
-        )
-        .send()
-        .await
-        .expect("moto creates the table");
-    (client, table)
+    crate::helpers::create_table("access", "pk").await
 }
 
 async fn webhook_api_with_key(key: &str) -> TestWebhook {
