@@ -26,7 +26,7 @@ struct TestApi {
     _nango: MockServer,
 }
 
-/// The analyze API with `conn-user-123`, the sample events' connection, owned by `user-123`.
+/// Builds the analyze API with `conn-user-123`, the sample events' connection, owned by `user-123`.
 async fn analyses_api_with_limit(max_analyses_per_hour: u32) -> TestApi {
     let (store, _, _) = create_store().await;
     let (sqs, queue_url) = create_queue().await;

@@ -20,7 +20,7 @@ use crate::helpers::{
 
 const SUMMARY: &str = "## Features\n- #1033 Add support for draft pull requests (dev-01)";
 
-/// Posts one analysis for `repo`, runs the worker on what the queue holds, and returns the GET answer.
+/// Posts one analysis for `repo`, runs the worker on what the queue holds, and returns the GET response.
 async fn run_pipeline(server: &MockServer, repo: &str) -> Value {
     let (store, _, _) = create_store().await;
     let (sqs, queue_url) = create_queue().await;

@@ -34,7 +34,7 @@ struct Row {
     code: &'static str,
     calls: &'static str,
     next_delivery: &'static str,
-    /// The delivery count of the message, 1 unless the row says otherwise.
+    /// The delivery count of the message, 1 unless the row sets another.
     delivery: u32,
 }
 
@@ -103,7 +103,7 @@ fn rows() -> Vec<Row> {
     ]
 }
 
-/// The response that injects `fault` into one upstream.
+/// Builds the response that injects `fault` into one upstream.
 fn fault_response(upstream: &str, fault: &str) -> ResponseTemplate {
     let nango_error = |status: u16, code: &str, message: &str| {
         ResponseTemplate::new(status)
@@ -186,7 +186,7 @@ fn upstream_path(upstream: &str) -> String {
     }
 }
 
-/// What one row's delivery produced, rendered as the document's cells.
+/// Runs one row's delivery and renders what it produced as the document's cells.
 async fn run_row(row: &Row) -> [String; 6] {
     let server = MockServer::start().await;
     for upstream in ["Nango", "GitHub", "Anthropic"] {

@@ -26,7 +26,7 @@ pub const ANTHROPIC_KEY: &str = "test-anthropic-api-key";
 pub const GITHUB_TOKEN: &str = "gho_test_token_0123456789";
 pub const INTEGRATION_ID: &str = "github";
 
-/// The moto server endpoint that `make test` starts and exports.
+/// Returns the moto server endpoint that `make test` starts and exports.
 pub fn moto_endpoint() -> String {
     std::env::var("AWS_ENDPOINT_URL").unwrap_or_else(|_| {
         panic!("AWS_ENDPOINT_URL is not set: run the tests with `make test`, which starts moto server on 127.0.0.1")
@@ -125,7 +125,7 @@ pub fn nango_client(server: &MockServer) -> NangoClient {
     nango_client_at(&server.uri())
 }
 
-/// A Nango client for `base_url`, such as a port where nothing listens.
+/// Builds a Nango client for `base_url`, such as a port where nothing listens.
 pub fn nango_client_at(base_url: &str) -> NangoClient {
     NangoClient::new(NangoConfig {
         base_url: base_url.parse().expect("mock URL"),
@@ -140,7 +140,7 @@ pub fn github_client(server: &MockServer, max_pull_requests: usize) -> GithubCli
     github_client_at(&server.uri(), max_pull_requests)
 }
 
-/// A GitHub client for `base_url`.
+/// Builds a GitHub client for `base_url`.
 pub fn github_client_at(base_url: &str, max_pull_requests: usize) -> GithubClient {
     GithubClient::new(GithubConfig {
         api_url: base_url.parse().expect("mock URL"),
@@ -154,7 +154,7 @@ pub fn anthropic_client(server: &MockServer) -> AnthropicClient {
     anthropic_client_at(&server.uri())
 }
 
-/// An Anthropic client for `base_url`.
+/// Builds an Anthropic client for `base_url`.
 pub fn anthropic_client_at(base_url: &str) -> AnthropicClient {
     let env = Environment::from_pairs([]);
     let mut config =
@@ -210,7 +210,7 @@ impl Redelivery for RecordedRedelivery {
     }
 }
 
-/// A worker whose three upstreams are the same wiremock server, on a fresh moto table.
+/// Builds a worker whose three upstreams are the same wiremock server, on a fresh moto table.
 pub async fn worker_on(server: &MockServer) -> (Worker, Arc<DynamoDbAnalysisStore>) {
     let (worker, store, _) = worker_recording(server).await;
     (worker, store)
@@ -248,7 +248,7 @@ pub fn jwt_api_config() -> ApiConfig {
     }
 }
 
-/// A Nango connection answer with OAuth2 credentials.
+/// Returns a Nango connection response body with OAuth2 credentials.
 pub fn nango_connection_body(connection_id: &str, owner: &str) -> Value {
     serde_json::json!({
         "id": 42,
@@ -268,7 +268,7 @@ pub fn nango_connection_body(connection_id: &str, owner: &str) -> Value {
     })
 }
 
-/// A Messages API answer with the given text blocks and stop reason.
+/// Returns a Messages API response body with the given text blocks and stop reason.
 pub fn anthropic_message_body(texts: &[&str], stop_reason: &str) -> Value {
     let content: Vec<Value> = texts
         .iter()
@@ -320,7 +320,7 @@ pub fn request(event: &Value) -> lambda_http::Request {
     lambda_http::request::from_str(&event.to_string()).expect("lambda_http reads the event")
 }
 
-/// The body of a response as JSON.
+/// Parses the body of a response as JSON.
 pub fn response_json(response: &lambda_http::Response<lambda_http::Body>) -> Value {
     let bytes: &[u8] = match response.body() {
         lambda_http::Body::Empty => b"null",
@@ -383,7 +383,7 @@ pub fn failed_ids(response: &aws_lambda_events::event::sqs::SqsBatchResponse) ->
         .collect()
 }
 
-/// The sample `GET /api/analyses/{id}` event, asking for analysis `id`.
+/// Returns the sample `GET /api/analyses/{id}` event, requesting analysis `id`.
 pub fn get_event(id: &str) -> Value {
     let mut event = event("get-analysis.json");
     let placeholder = "00000000-0000-4000-8000-000000000000";
@@ -422,7 +422,7 @@ pub async fn seed_owner(
         .expect("seeded");
 }
 
-/// The analyze API on the given store and queue, checking owners in `access`
+/// Builds the analyze API on the given store and queue, checking owners in `access`
 /// and asking the Nango mock `nango` on a miss.
 pub fn analyses_api(
     store: Arc<dyn pr_digest::store::AnalysisStore>,

@@ -344,7 +344,7 @@ async fn logs_contain_no_secrets() {
         }})))
         .mount(&server)
         .await;
-    // The webhook records the owner, so only the worker asks Nango for the connection.
+    // The webhook records the owner, so only the worker requests the connection from Nango.
     mount_connection(&server, "conn-user-123", "user-123", 1).await;
     Mock::given(path("/repos/octo-org/hello-world/pulls"))
         .respond_with(recorded_response(

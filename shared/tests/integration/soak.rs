@@ -1,6 +1,6 @@
 //! Soak: 200 analyses through the analyze handler, SQS and DynamoDB on moto,
 //! and the worker, with upstreams that fail 20% of calls transiently and
-//! answer slowly at random. Bounded to well under a minute.
+//! respond slowly at random. Bounded to well under a minute.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -25,7 +25,7 @@ const ANALYSES: usize = 200;
 const WORKERS: usize = 4;
 const TIME_LIMIT: Duration = Duration::from_secs(45);
 
-/// Answers like `healthy`, except that a fifth of the calls get a transient error, and all wait 0-40 ms.
+/// Responds like `healthy`, except that a fifth of the calls get a transient error, and all wait 0-40 ms.
 struct Flaky<F> {
     healthy: F,
     transient_status: u16,

@@ -68,7 +68,7 @@ fn model_ok() -> ResponseTemplate {
     ))
 }
 
-/// The user message of the one Messages API request the server received.
+/// Returns the user message of the one Messages API request the server received.
 async fn prompt_sent(server: &MockServer) -> String {
     let requests = server.received_requests().await.expect("recording on");
     let model_request = requests
