@@ -29,8 +29,9 @@ venv: $(VENV_STAMP)
 demo: $(VENV_STAMP)
 	bash infra/local/stack.sh demo
 
+# Ctrl-C (exit status 130) is the normal way to stop the dev stack.
 dev: $(VENV_STAMP)
-	bash infra/local/stack.sh dev
+	bash infra/local/stack.sh dev || [ $$? -eq 130 ]
 
 test: $(VENV_STAMP)
 	$(VENV)/bin/cfn-lint infra/template.yaml

@@ -11,7 +11,8 @@ if [[ ! -x "$moto" ]]; then
   exit 2
 fi
 
-port=${MOTO_PORT:-$("$root/.venv/bin/python" -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')}
+# A port the kernel reports free; MOTO_PORT belongs to the local stack, not to the tests.
+port=$("$root/.venv/bin/python" -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
 mkdir -p "$root/.local/logs"
 log="$root/.local/logs/moto-test.log"
 

@@ -199,7 +199,7 @@ impl AnalysesApi {
     async fn get_analysis(&self, request: &Request, id: &str) -> Result<Response<Body>, ApiError> {
         let caller = identity::caller(request, self.config.auth_mode)?;
         let not_found = ApiError::NotFound {
-            resource: "analysis",
+            resource: "Analysis",
         };
 
         let Some(id) = AnalysisId::parse(id) else {

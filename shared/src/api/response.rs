@@ -88,7 +88,9 @@ impl ApiError {
     fn message(&self) -> String {
         match self {
             Self::Unauthorized => {
-                String::from("Sign in first: this endpoint needs the caller's identity.")
+                String::from(
+                    "Sign in first: send the caller's identity (an API Gateway JWT, or the x-user-id header when AUTH_MODE=dev).",
+                )
             }
             Self::InvalidSignature => String::from(
                 "The X-Nango-Hmac-Sha256 header is missing or does not match the body: sign the exact body with the Nango webhook signing key.",
@@ -100,7 +102,10 @@ impl ApiError {
                 format!("The request body must be at most {max_bytes} bytes.")
             }
             Self::InvalidRequest { message, .. } => message.clone(),
-            Self::NotFound { resource } => format!("No {resource} here: check the path and id."),
+            Self::NotFound { resource } => match *resource {
+                "route" => String::from("Route not found: see the API table in the README for the paths and methods."),
+                other => format!("{other} not found: check the id, and that you are signed in as its owner."),
+            },
             Self::ConnectionNotFound => String::from(
                 "No GitHub connection with this connectionId belongs to you: connect GitHub again and use the new connection id.",
             ),

@@ -99,11 +99,13 @@ pub enum FailureCode {
     GithubUnavailable,
     /// Nango failed or returned an unusable response.
     NangoUnavailable,
+    /// Nango rejected the request, for example the service's secret key.
+    NangoRequestRejected,
     /// The Messages API was overloaded, rate limited or failing.
     ModelUnavailable,
     /// The Messages API rejected the request (bad request, key, model or size).
     ModelRequestRejected,
-    /// The model answered without any text.
+    /// The model returned no text.
     ModelEmptyResponse,
     /// An upstream did not answer in time.
     UpstreamTimeout,
@@ -124,6 +126,7 @@ impl FailureCode {
             Self::GithubRateLimited => "github_rate_limited",
             Self::GithubUnavailable => "github_unavailable",
             Self::NangoUnavailable => "nango_unavailable",
+            Self::NangoRequestRejected => "nango_request_rejected",
             Self::ModelUnavailable => "model_unavailable",
             Self::ModelRequestRejected => "model_request_rejected",
             Self::ModelEmptyResponse => "model_empty_response",

@@ -13,7 +13,7 @@ pub struct ConnectionId(String);
 /// The reason a string is not a Nango connection id.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum ConnectionIdError {
-    #[error("must not be empty")]
+    #[error("must not be empty: send the connection id that Nango returned when the user connected GitHub")]
     Empty,
     #[error("must be at most 255 characters")]
     TooLong,

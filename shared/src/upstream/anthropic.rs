@@ -34,7 +34,7 @@ pub struct MessageResponse {
 pub enum AnthropicError {
     #[error("Messages API request failed: {0}")]
     Transport(#[from] TransportError),
-    #[error("Messages API answered {status} ({error_type}): {message}")]
+    #[error("Messages API returned {status} ({error_type}): {message}")]
     Api {
         status: StatusCode,
         error_type: String,
@@ -45,7 +45,7 @@ pub enum AnthropicError {
         /// `retry-after-ms`, else `retry-after` in seconds, as milliseconds.
         retry_after_ms: Option<u64>,
     },
-    #[error("Messages API answered a body that could not be read: {0}")]
+    #[error("Messages API returned a body that could not be read: {0}")]
     InvalidResponse(String),
 }
 

@@ -45,9 +45,9 @@ pub enum GithubError {
         status: StatusCode,
         limit: RateLimit,
     },
-    #[error("GitHub answered {status}: {message}")]
+    #[error("GitHub returned {status}: {message}")]
     Status { status: StatusCode, message: String },
-    #[error("GitHub answered a list that could not be read: {0}")]
+    #[error("GitHub returned a list that could not be read: {0}")]
     InvalidResponse(String),
     #[error("GitHub's next-page link points outside the configured API ({0})")]
     ForeignNextLink(String),

@@ -52,14 +52,14 @@ pub enum Credentials {
 pub enum NangoError {
     #[error("Nango request failed: {0}")]
     Transport(#[from] TransportError),
-    #[error("Nango answered {status} with error code {code:?}: {message}")]
+    #[error("Nango returned {status} with error code {code:?}: {message}")]
     Rejected {
         status: StatusCode,
         code: String,
         message: String,
         retry_after_seconds: Option<u64>,
     },
-    #[error("Nango answered {status} with a body that could not be read: {reason}")]
+    #[error("Nango returned {status} with a body that could not be read: {reason}")]
     InvalidResponse { status: StatusCode, reason: String },
 }
 

@@ -109,7 +109,11 @@ impl AttemptFailure {
                         format!("Nango returned {status}; the analysis will be retried."),
                     )
                     .waiting(retry_after),
-                    _ => Self::permanent(NangoUnavailable, format!("Nango rejected the request ({status}).")),
+                    (401 | 403, _) => Self::permanent(
+                        NangoRequestRejected,
+                        format!("Nango rejected the service's secret key ({status}); the operator must fix it."),
+                    ),
+                    _ => Self::permanent(NangoRequestRejected, format!("Nango rejected the request ({status}).")),
                 }
             }
         }

@@ -84,11 +84,11 @@ impl Worker {
             tracing::warn!(
                 anthropic_request_id = message.request_id.as_deref().unwrap_or("-"),
                 stop_reason = message.stop_reason.as_deref().unwrap_or("-"),
-                "the model answered without text"
+                "the model returned no text"
             );
             return Err(AttemptFailure::permanent(
                 FailureCode::ModelEmptyResponse,
-                "The model answered without any text.",
+                "The model returned no text; request a new analysis.",
             ));
         }
 

@@ -70,7 +70,7 @@ fn rows() -> Vec<Row> {
         row("Nango", "424 backing off", "retrying", "nango_unavailable", "1", "30 s"),
         row("Nango", "424 refresh limit", "failed", "reconnect_required", "1", "none"),
         row("Nango", "400 invalid_credentials", "failed", "reconnect_required", "1", "none"),
-        row("Nango", "401", "failed", "nango_unavailable", "1", "none"),
+        row("Nango", "401", "failed", "nango_request_rejected", "1", "none"),
         row("Nango", "404", "failed", "connection_not_found", "1", "none"),
         row("Nango", "malformed JSON", "retrying", "nango_unavailable", "3", "30 s"),
         row("GitHub", "timeout", "retrying", "upstream_timeout", "3", "30 s"),

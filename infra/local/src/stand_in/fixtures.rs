@@ -102,6 +102,14 @@ pub fn page_from_recording(file_name: &str, text: &str) -> Result<RecordedPage, 
     let Value::Array(pull_requests) = &recording.body else {
         return Err(String::from("the body is not an array of pull requests"));
     };
+    // The stand-in serves open pull requests only, as `state=open` asks GitHub to.
+    let closed = pull_requests
+        .iter()
+        .filter(|pr| pr.get("state").and_then(Value::as_str) != Some("open"))
+        .count();
+    if closed > 0 {
+        return Err(format!("{closed} of its pull requests are not open"));
+    }
 
     let headers: Vec<(String, String)> = recording
         .headers
@@ -131,7 +139,7 @@ mod tests {
     fn page_keeps_etag_and_rate_limit() {
         let text = r#"{"note":"n","request":{"method":"GET","uri":"u"},"recorded_at":"t","status":200,
             "headers":{"etag":"\"abc\"","x-ratelimit-remaining":"4999","date":"d","link":"<x>; rel=\"next\""},
-            "body":[{"number":1,"title":"t"}]}"#;
+            "body":[{"number":1,"title":"t","state":"open"}]}"#;
         let page = page_from_recording("a.json", text).expect("a page");
         assert_eq!(page.pull_request_count, 1);
         assert_eq!(page.etag.as_deref(), Some("\"abc\""));
@@ -142,13 +150,16 @@ mod tests {
             .headers
             .iter()
             .any(|(name, _)| name == "link" || name == "date"));
-        assert_eq!(page.body, r#"[{"number":1,"title":"t"}]"#);
+        assert_eq!(page.body, r#"[{"number":1,"state":"open","title":"t"}]"#);
     }
 
     #[test]
     fn non_pages_are_rejected() {
         let redirect = r#"{"status":301,"headers":{},"body":{"message":"Moved Permanently"}}"#;
         assert!(page_from_recording("r.json", redirect).is_err());
+        let closed =
+            r#"{"status":200,"headers":{},"body":[{"number":1,"title":"t","state":"closed"}]}"#;
+        assert!(page_from_recording("c.json", closed).is_err());
         let object = r#"{"status":200,"headers":{},"body":{"number":1}}"#;
         assert!(page_from_recording("o.json", object).is_err());
         assert!(page_from_recording("x.json", "not json").is_err());
