@@ -103,17 +103,21 @@ stop_all() {
 
 cleanup() {
   local status=$?
-  trap - EXIT INT TERM
-  # 130 and 143 are an interrupt or a termination, not a failure.
-  if ((status != 0 && status != 130 && status != 143)); then
+  # A second signal (make forwards TERM, a closed terminal sends HUP) must not
+  # cut the cleanup short, and the file with the keys goes first.
+  trap '' INT TERM HUP
+  trap - EXIT
+  rm -f "$env_file"
+  # 130, 129 and 143 are an interrupt, a hang-up or a termination, not a failure.
+  if ((status != 0 && status != 129 && status != 130 && status != 143)); then
     print_log_tails
   fi
   stop_all
-  rm -f "$env_file"
   exit "$status"
 }
 trap cleanup EXIT
 trap 'exit 130' INT
+trap 'exit 129' HUP
 trap 'exit 143' TERM
 
 fail() {
@@ -128,7 +132,7 @@ start() {
   shift
   local log="$log_dir/$name.log"
   : >"$log"
-  # NO_COLOR keeps ANSI colour codes out of the log files.
+  # NO_COLOR keeps ANSI colour codes out of the logs of programs that honour it.
   NO_COLOR=1 setsid "$@" >"$log" 2>&1 &
   # Without job control, the background child is not a group leader, so
   # setsid does not fork and $! is the id of the new process group.

@@ -52,7 +52,7 @@ impl ConnectionOwnership {
         };
 
         if &record.owner != caller {
-            tracing::warn!("rejected a connection owned by another user");
+            tracing::warn!(caller = %caller, connection_id = %connection_id, "rejected a connection owned by another user");
             return Err(OwnershipError::NotFound);
         }
         match record.status {

@@ -163,7 +163,7 @@ impl Worker {
             tracing::warn!("the connection no longer belongs to the analysis owner");
             return Err(AttemptFailure::permanent(
                 FailureCode::ConnectionNotFound,
-                "The GitHub connection does not belong to you; connect GitHub again.",
+                "The GitHub connection does not belong to you. Connect GitHub again.",
             ));
         }
 

@@ -19,9 +19,9 @@ use pr_digest::{aws, telemetry};
 enum RedriveError {
     #[error(transparent)]
     Config(#[from] ConfigError),
-    #[error("receiving from the dead-letter queue failed: {0}")]
+    #[error("receiving from the dead-letter queue failed (check DEAD_LETTER_QUEUE_URL, AWS credentials and region): {0}")]
     Receive(String),
-    #[error("sending message {message_id} to the analysis queue failed: {reason}")]
+    #[error("sending message {message_id} to the analysis queue failed (check ANALYSIS_QUEUE_URL): {reason}")]
     Send { message_id: String, reason: String },
     #[error("deleting message {message_id} from the dead-letter queue failed: {reason}")]
     Delete { message_id: String, reason: String },
@@ -36,7 +36,6 @@ async fn main() -> ExitCode {
             ExitCode::SUCCESS
         }
         Err(error) => {
-            tracing::error!(%error, "redrive stopped");
             eprintln!("redrive failed: {error}");
             ExitCode::FAILURE
         }
