@@ -107,7 +107,7 @@ pub enum FailureCode {
     ModelRequestRejected,
     /// The model returned no text.
     ModelEmptyResponse,
-    /// An upstream did not answer in time.
+    /// An upstream did not respond in time.
     UpstreamTimeout,
     /// The worker's invocation ran out of time before the next step.
     WorkerTimeout,

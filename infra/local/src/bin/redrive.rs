@@ -4,7 +4,7 @@
 //!
 //! Each message is sent to the analysis queue before it is deleted from the
 //! dead-letter queue, so a crash in between duplicates a message rather than
-//! losing it; the worker acknowledges a message whose analysis is finished.
+//! losing it. The worker acknowledges a message whose analysis is finished.
 //!
 //! Environment: `DEAD_LETTER_QUEUE_URL` and `ANALYSIS_QUEUE_URL` (both
 //! required), plus the standard AWS variables.

@@ -102,7 +102,7 @@ pub fn page_from_recording(file_name: &str, text: &str) -> Result<RecordedPage, 
     let Value::Array(pull_requests) = &recording.body else {
         return Err(String::from("the body is not an array of pull requests"));
     };
-    // The stand-in serves open pull requests only, as `state=open` asks GitHub to.
+    // The stand-in serves open pull requests only, as GitHub does for `state=open`.
     let closed = pull_requests
         .iter()
         .filter(|pr| pr.get("state").and_then(Value::as_str) != Some("open"))
