@@ -66,7 +66,7 @@ mod tests {
     use super::*;
     use lambda_http::http::HeaderValue;
 
-    /// Known answer: HMAC-SHA256 of `payload` keyed with `secret`, as Python's
+    /// Known result: HMAC-SHA256 of `payload` keyed with `secret`, as Python's
     /// `hmac.new(b"secret", b"payload", "sha256").hexdigest()` also computes it.
     const VECTOR_SIGNATURE: &str =
         "b82fcb791acec57859b989b430a826488ce2e479fdf92326bd0a2e8375a42ba4";

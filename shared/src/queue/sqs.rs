@@ -40,7 +40,7 @@ impl AnalysisQueue for SqsAnalysisQueue {
     }
 }
 
-/// The longest visibility timeout SQS accepts, in seconds.
+/// The maximum visibility timeout SQS accepts, in seconds.
 const MAX_VISIBILITY_SECONDS: u64 = 12 * 60 * 60;
 
 #[async_trait]

@@ -140,7 +140,7 @@ impl AnthropicClient {
         })
     }
 
-    /// The total timeout of one call.
+    /// Returns the total timeout of one call.
     pub fn timeout(&self) -> std::time::Duration {
         self.config.timeouts.total
     }

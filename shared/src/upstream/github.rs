@@ -74,7 +74,7 @@ impl GithubClient {
         })
     }
 
-    /// The total timeout of one call.
+    /// Returns the total timeout of one call.
     pub fn timeout(&self) -> std::time::Duration {
         self.config.timeouts.total
     }

@@ -120,7 +120,7 @@ impl NangoClient {
         })
     }
 
-    /// The total timeout of one call.
+    /// Returns the total timeout of one call.
     pub fn timeout(&self) -> std::time::Duration {
         self.config.timeouts.total
     }

@@ -492,7 +492,7 @@ async fn missing_field_with_valid_signature_is_400() {
 
 #[tokio::test]
 async fn contract_test_vector_passes_handler() {
-    // Known answer: HMAC-SHA256 of `payload` keyed with `secret`.
+    // Known result: HMAC-SHA256 of `payload` keyed with `secret`.
     let vector = "b82fcb791acec57859b989b430a826488ce2e479fdf92326bd0a2e8375a42ba4";
     let secret = SecretString::from("secret");
     assert_eq!(webhook_signature::sign(&secret, b"payload"), vector);
