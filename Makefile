@@ -7,15 +7,16 @@ VENV_STAMP := $(VENV)/.installed
 LAMBDA_ARCH ?= arm64
 FUNCTIONS := connect-session analyze-api worker nango-webhook
 
-.PHONY: help venv demo dev test lint build bench redrive clean
+.PHONY: help venv demo offline dev test lint build bench redrive clean
 
 help:
-	@echo "make demo   run the whole pipeline offline on the local stack (moto, cargo lambda watch, stand-ins)"
-	@echo "make test   run every test, moto server included, and cfn-lint on the SAM template"
-	@echo "make dev    run the local stack against the real Nango, GitHub and Anthropic (keys from .env)"
-	@echo "make lint   cargo fmt --check and clippy with warnings as errors"
-	@echo "make build  cargo lambda build --release for every function (LAMBDA_ARCH=arm64|x86-64)"
-	@echo "make bench  run the benchmarks"
+	@echo "make demo    run the whole pipeline offline on the local stack (moto, cargo lambda watch, stand-ins)"
+	@echo "make test    run every test, moto server included, and cfn-lint on the SAM template"
+	@echo "make offline run the local stack with the upstream stand-in until Ctrl-C, to try the API by hand"
+	@echo "make dev     run the local stack against the real Nango, GitHub and Anthropic (keys from .env)"
+	@echo "make lint    cargo fmt --check and clippy with warnings as errors"
+	@echo "make build   cargo lambda build --release for every function (LAMBDA_ARCH=arm64|x86-64)"
+	@echo "make bench   run the benchmarks"
 	@echo "make redrive DEAD_LETTER_QUEUE_URL=... ANALYSIS_QUEUE_URL=...  move dead-lettered messages back to the queue"
 
 $(VENV_STAMP): infra/requirements.txt
@@ -29,9 +30,13 @@ venv: $(VENV_STAMP)
 demo: $(VENV_STAMP)
 	bash infra/local/stack.sh demo
 
-# Ctrl-C (exit status 130) is the normal way to stop the dev stack.
+# An interrupt (130), a hang-up (129) or a termination (143) is the normal way
+# to stop a stack that runs until stopped.
+offline: $(VENV_STAMP)
+	bash infra/local/stack.sh offline || { status=$$?; case $$status in 129|130|143) ;; *) exit $$status ;; esac; }
+
 dev: $(VENV_STAMP)
-	bash infra/local/stack.sh dev || [ $$? -eq 130 ]
+	bash infra/local/stack.sh dev || { status=$$?; case $$status in 129|130|143) ;; *) exit $$status ;; esac; }
 
 test: $(VENV_STAMP)
 	$(VENV)/bin/cfn-lint infra/template.yaml

@@ -6,6 +6,10 @@
 #   stack.sh demo   also starts the upstream stand-in (Nango, GitHub and the
 #                   Messages API), runs the demo client once against the
 #                   gateway, and exits with the demo client's exit code.
+#   stack.sh offline
+#                   starts the same stack and stand-in as demo, without the
+#                   demo client, prints the API base URL and runs until
+#                   interrupted, for trying the API by hand with no account.
 #   stack.sh dev    reads upstream URLs and keys from the environment, then
 #                   from .env in the repository root for variables not set,
 #                   prints the API base URL and runs until interrupted.
@@ -14,19 +18,23 @@
 #                   delivery with 401.
 #
 # Ports (environment): MOTO_PORT (5050), LAMBDA_PORT (9000), GATEWAY_PORT
-# (3000), STAND_IN_PORT (4010). Logs of the background processes go to
+# (3000), STAND_IN_PORT (4010, demo and offline). Logs of the background processes go to
 # .local/logs/. Needs .venv with moto_server and cargo-lambda, and setsid.
 set -euo pipefail
 
 usage() {
-  echo "usage: $0 demo|dev" >&2
+  echo "usage: $0 demo|offline|dev" >&2
 }
 
 mode=${1:-}
-if [[ $mode != demo && $mode != dev ]]; then
-  usage
-  exit 2
-fi
+case $mode in
+  demo | offline) uses_stand_in=true ;;
+  dev) uses_stand_in=false ;;
+  *)
+    usage
+    exit 2
+    ;;
+esac
 
 repo_root=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
 cd "$repo_root"
@@ -188,13 +196,13 @@ command -v setsid >/dev/null || fail "setsid not found: install util-linux"
 check_port_free MOTO_PORT "$MOTO_PORT"
 check_port_free LAMBDA_PORT "$LAMBDA_PORT"
 check_port_free GATEWAY_PORT "$GATEWAY_PORT"
-if [[ $mode == demo ]]; then
+if [[ $uses_stand_in == true ]]; then
   check_port_free STAND_IN_PORT "$STAND_IN_PORT"
 fi
 
 # --- Upstream settings --------------------------------------------------------
 
-if [[ $mode == demo ]]; then
+if [[ $uses_stand_in == true ]]; then
   stand_in_url="http://127.0.0.1:$STAND_IN_PORT"
   NANGO_BASE_URL=$stand_in_url
   GITHUB_API_URL=$stand_in_url
@@ -263,12 +271,13 @@ echo "queue: $ANALYSIS_QUEUE_URL" >&2
 
 # The stand-in's connections are tagged with the demo client's user, so
 # analyze-api's ownership check accepts the demo's connection.
-if [[ $mode == demo ]]; then
+demo_user_id=${DEMO_USER_ID:-demo-user}
+if [[ $uses_stand_in == true ]]; then
   STAND_IN_PORT=$STAND_IN_PORT \
     STAND_IN_NANGO_SECRET_KEY=$NANGO_SECRET_KEY \
     STAND_IN_INTEGRATION_ID=$NANGO_INTEGRATION_ID \
     STAND_IN_ANTHROPIC_API_KEY=$ANTHROPIC_API_KEY \
-    STAND_IN_END_USER_ID=${DEMO_USER_ID:-demo-user} \
+    STAND_IN_END_USER_ID=$demo_user_id \
     start upstream-stand-in "$bin_dir/upstream-stand-in"
   wait_for_port upstream-stand-in "${group_ids[-1]}" "$STAND_IN_PORT"
 fi
@@ -332,6 +341,9 @@ if [[ $mode == demo ]]; then
 fi
 
 echo "pr-digest API ready at $api_base_url (Ctrl-C stops everything; logs in ${log_dir#"$repo_root"/}/)"
+if [[ $mode == offline ]]; then
+  echo "offline: send x-user-id: $demo_user_id; every connectionId belongs to that user; every repository serves the sample pull requests except demo-org/missing, which GitHub reports as not found"
+fi
 while true; do
   for i in "${!group_ids[@]}"; do
     if ! kill -0 "${group_ids[$i]}" 2>/dev/null; then

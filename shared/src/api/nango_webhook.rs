@@ -63,7 +63,10 @@ impl NangoWebhookApi {
         async {
             let result = match route {
                 Route::Handle(()) => self.receive(&request).await,
-                Route::WrongMethod { allow } => Err(ApiError::MethodNotAllowed { allow }),
+                Route::WrongMethod { allow } => Err(ApiError::MethodNotAllowed {
+                method: request.method().clone(),
+                allow,
+            }),
                 Route::NotFound => Err(ApiError::NotFound { resource: "route" }),
             };
             result.unwrap_or_else(|error| {

@@ -1,6 +1,6 @@
 //! JSON responses of the HTTP API, errors included.
 
-use lambda_http::http::{header, HeaderValue, StatusCode};
+use lambda_http::http::{header, HeaderValue, Method, StatusCode};
 use lambda_http::{Body, Response};
 use serde::Serialize;
 use serde_json::json;
@@ -34,8 +34,8 @@ pub enum ApiError {
     IdempotencyKeyInUse,
     #[error("too many new analyses; retry after {retry_after_seconds} s")]
     TooManyRequests { retry_after_seconds: u64 },
-    #[error("method not allowed")]
-    MethodNotAllowed { allow: &'static str },
+    #[error("method {method} not allowed")]
+    MethodNotAllowed { method: Method, allow: &'static str },
     #[error("upstream {upstream} failed")]
     BadGateway { upstream: &'static str },
     #[error("{code}: {message}")]
@@ -98,12 +98,14 @@ impl ApiError {
             Self::UnsupportedMediaType => {
                 String::from("Send the body as JSON with Content-Type: application/json.")
             }
-            Self::PayloadTooLarge { max_bytes } => {
-                format!("The request body must be at most {max_bytes} bytes.")
-            }
+            Self::PayloadTooLarge { max_bytes } => format!(
+                "The request body is larger than {max_bytes} bytes: send only the documented fields, which fit well under that limit."
+            ),
             Self::InvalidRequest { message, .. } => message.clone(),
             Self::NotFound { resource } => match *resource {
-                "route" => String::from("Route not found: see the API table in the README for the paths and methods."),
+                "route" => String::from(
+                    "Route not found: the API serves POST /api/nango-session, POST /api/analyze-prs, GET /api/analyses/{id} and POST /api/nango-webhook.",
+                ),
                 other => format!("{other} not found: check the id, and that you are signed in as its owner."),
             },
             Self::ConnectionNotFound => String::from(
@@ -121,7 +123,9 @@ impl ApiError {
             Self::TooManyRequests { retry_after_seconds } => {
                 format!("You have requested too many analyses this hour: try again in {retry_after_seconds} seconds.")
             }
-            Self::MethodNotAllowed { allow } => format!("Use {allow} on this path."),
+            Self::MethodNotAllowed { method, allow } => {
+                format!("{method} is not allowed on this path: use {allow}.")
+            }
             Self::BadGateway { upstream } => {
                 format!("{upstream} did not accept the request; try again later.")
             }
@@ -129,17 +133,23 @@ impl ApiError {
         }
     }
 
+    /// Returns the request field that the error is about, so clients can highlight it.
+    fn field(&self) -> Option<&str> {
+        match self {
+            Self::InvalidRequest { field, .. } => field.as_deref(),
+            Self::ConnectionNotFound | Self::ReconnectRequired => Some("connectionId"),
+            _ => None,
+        }
+    }
+
     pub fn into_response(self) -> Response<Body> {
         let mut error = json!({ "code": self.code(), "message": self.message() });
-        if let Self::InvalidRequest {
-            field: Some(field), ..
-        } = &self
-        {
+        if let Some(field) = self.field() {
             error["field"] = json!(field);
         }
         let mut response = json_response(self.status(), &json!({ "error": error }));
         match self {
-            Self::MethodNotAllowed { allow } => {
+            Self::MethodNotAllowed { allow, .. } => {
                 response
                     .headers_mut()
                     .insert(header::ALLOW, HeaderValue::from_static(allow));

@@ -42,7 +42,10 @@ where
         Route::WrongMethod { allow } if request.method() == Method::OPTIONS => {
             return cors::preflight(request, allowed_origins, allow);
         }
-        Route::WrongMethod { allow } => Err(ApiError::MethodNotAllowed { allow }),
+        Route::WrongMethod { allow } => Err(ApiError::MethodNotAllowed {
+            method: request.method().clone(),
+            allow,
+        }),
         Route::Handle(target) => handle(target).await,
     };
 

@@ -304,6 +304,9 @@ async fn routing_answers_unknown_and_wrong_method() {
         response_json(&wrong_method)["error"]["code"],
         "method_not_allowed"
     );
+    let message = response_json(&wrong_method)["error"]["message"].to_string();
+    assert!(message.contains("DELETE is not allowed"), "{message}");
+    assert!(message.contains("use POST"), "{message}");
 }
 
 #[tokio::test]

@@ -118,6 +118,7 @@ async fn other_users_connection_is_not_found() {
         response_json(&from_nango)["error"]["code"],
         "connection_not_found"
     );
+    assert_eq!(response_json(&from_nango)["error"]["field"], "connectionId");
     assert_eq!(response_json(&from_nango), response_json(&from_cache));
     assert!(queued_messages(&test.sqs, &test.queue_url).await.is_empty());
 }
@@ -188,6 +189,7 @@ async fn reconnect_required_answers_409() {
         response_json(&response)["error"]["code"],
         "reconnect_required"
     );
+    assert_eq!(response_json(&response)["error"]["field"], "connectionId");
     let record = test
         .access
         .get_connection(INTEGRATION_ID, &connection_id)
