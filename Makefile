@@ -30,13 +30,15 @@ venv: $(VENV_STAMP)
 demo: $(VENV_STAMP)
 	bash infra/local/stack.sh demo
 
-# An interrupt (130), a hang-up (129) or a termination (143) is the normal way
-# to stop a stack that runs until stopped.
+# Runs stack.sh in a mode that runs until stopped. An interrupt (130), a
+# hang-up (129) or a termination (143) is the normal way to stop it.
+run_until_stopped = bash infra/local/stack.sh $(1) || { status=$$?; case $$status in 129|130|143) ;; *) exit $$status ;; esac; }
+
 offline: $(VENV_STAMP)
-	bash infra/local/stack.sh offline || { status=$$?; case $$status in 129|130|143) ;; *) exit $$status ;; esac; }
+	$(call run_until_stopped,offline)
 
 dev: $(VENV_STAMP)
-	bash infra/local/stack.sh dev || { status=$$?; case $$status in 129|130|143) ;; *) exit $$status ;; esac; }
+	$(call run_until_stopped,dev)
 
 test: $(VENV_STAMP)
 	$(VENV)/bin/cfn-lint infra/template.yaml
