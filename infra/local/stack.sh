@@ -18,8 +18,9 @@
 #                   delivery with 401.
 #
 # Ports (environment): MOTO_PORT (5050), LAMBDA_PORT (9000), GATEWAY_PORT
-# (3000), STAND_IN_PORT (4010, demo and offline). Logs of the background processes go to
-# .local/logs/. Needs .venv with moto_server and cargo-lambda, and setsid.
+# (3000), STAND_IN_PORT (4010, demo and offline only). Logs of the background
+# processes go to .local/logs/. Needs .venv with moto_server and cargo-lambda,
+# and setsid.
 set -euo pipefail
 
 usage() {
@@ -342,7 +343,7 @@ fi
 
 echo "pr-digest API ready at $api_base_url (Ctrl-C stops everything; logs in ${log_dir#"$repo_root"/}/)"
 if [[ $mode == offline ]]; then
-  echo "offline: send x-user-id: $demo_user_id; every connectionId belongs to that user; every repository serves the sample pull requests except demo-org/missing, which GitHub reports as not found"
+  echo "offline: send the header x-user-id: $demo_user_id. Every connectionId belongs to that user. Every repository returns the sample pull requests, except demo-org/missing, which the stand-in's GitHub answers with 404."
 fi
 while true; do
   for i in "${!group_ids[@]}"; do

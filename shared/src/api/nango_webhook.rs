@@ -64,9 +64,9 @@ impl NangoWebhookApi {
             let result = match route {
                 Route::Handle(()) => self.receive(&request).await,
                 Route::WrongMethod { allow } => Err(ApiError::MethodNotAllowed {
-                method: request.method().clone(),
-                allow,
-            }),
+                    method: request.method().clone(),
+                    allow,
+                }),
                 Route::NotFound => Err(ApiError::NotFound { resource: "route" }),
             };
             result.unwrap_or_else(|error| {
